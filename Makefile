@@ -1,0 +1,50 @@
+# Everyday commands. `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= $(CURDIR)/.yurt
+LISTEN ?= 127.0.0.1:7100
+PYTEST_ARGS ?=
+
+.PHONY: venv deps system-deps lint format test test-fast demo stop bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+# System packages some test tiers need; installed only when missing and running as root.
+system-deps:
+	@bash scripts/system-deps.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check controller tests bench
+	$(BIN)/ruff format --check controller tests bench
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff format controller tests bench
+	$(BIN)/ruff check --fix controller tests bench
+
+test: $(STAMP) system-deps lint
+	$(BIN)/pytest -n 2 -m "not live" $(PYTEST_ARGS)
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -n 2 -m "not live" tests/unit $(PYTEST_ARGS)
+
+demo: $(STAMP) system-deps
+	@bash scripts/demo.sh "$(DATA)" "$(LISTEN)"
+
+stop:
+	@bash scripts/stop.sh "$(DATA)"
+
+bench: $(STAMP) system-deps
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The HTTP API: thin views that parse, call a service and serialise."""

@@ -1,0 +1,57 @@
+"""Turn service views into the API's JSON shapes (one place, so the API stays consistent)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from controller.apps.service import AppView
+from controller.builds.service import BuildView
+from controller.keys.service import KeyView
+
+
+def ts(value: datetime | None) -> str | None:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value is not None else None
+
+
+def app_json(app: AppView) -> dict[str, Any]:
+    return {
+        "id": app.id,
+        "name": app.name,
+        "buildpack": app.buildpack,
+        "git_url": app.git_url,
+        "ssh_git_url": app.ssh_git_url,
+        "web_url": app.web_url,
+        "created_at": ts(app.created_at),
+        "updated_at": ts(app.updated_at),
+    }
+
+
+def build_json(build: BuildView) -> dict[str, Any]:
+    slug = None
+    if build.slug_size is not None:
+        slug = {"size": build.slug_size, "checksum": build.slug_checksum}
+    return {
+        "id": build.id,
+        "app": build.app,
+        "status": build.status,
+        "commit": build.commit,
+        "ref": build.ref,
+        "buildpack": build.buildpack,
+        "error": build.error,
+        "slug": slug,
+        "process_types": build.process_types,
+        "created_at": ts(build.created_at),
+        "started_at": ts(build.started_at),
+        "finished_at": ts(build.finished_at),
+    }
+
+
+def key_json(key: KeyView) -> dict[str, Any]:
+    return {
+        "id": key.id,
+        "name": key.name,
+        "fingerprint": key.fingerprint,
+        "public_key": key.public_key,
+        "created_at": ts(key.created_at),
+    }

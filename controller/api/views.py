@@ -1,0 +1,113 @@
+"""API views under /api: each parses input, calls one service, serialises the result."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+
+from controller import __version__
+from controller.api.bodies import AppCreate, AppUpdate, KeyCreate, parse_body
+from controller.api.serialize import app_json, build_json, key_json
+from controller.builds.runner import DETECT_HINTS, available_buildpacks, detection_order
+from controller.errors import InvalidParams
+from controller.platform import Platform
+
+api = Blueprint("api", __name__, url_prefix="/api")
+
+
+def platform() -> Platform:
+    return current_app.extensions["yurt"]
+
+
+@api.get("/health")
+def health() -> Response:
+    return jsonify(status="ok", version=__version__)
+
+
+@api.get("/apps")
+def list_apps() -> Response:
+    return jsonify([app_json(a) for a in platform().apps.list()])
+
+
+@api.post("/apps")
+def create_app() -> tuple[Response, int]:
+    body = parse_body(AppCreate)
+    return jsonify(app_json(platform().apps.create(body.name))), 201
+
+
+@api.get("/apps/<app>")
+def get_app(app: str) -> Response:
+    p = platform()
+    return jsonify(app_json(p.apps.view(p.apps.find(app))))
+
+
+@api.patch("/apps/<app>")
+def update_app(app: str) -> Response:
+    body = parse_body(AppUpdate)
+    return jsonify(app_json(platform().apps.set_buildpack(app, body.buildpack)))
+
+
+@api.delete("/apps/<app>")
+def destroy_app(app: str) -> Response:
+    return jsonify(app_json(platform().apps.destroy(app)))
+
+
+@api.get("/buildpacks")
+def list_buildpacks() -> Response:
+    ordered = detection_order(available_buildpacks(platform().settings.buildpacks_dir))
+    return jsonify([{"name": n, "detects": DETECT_HINTS.get(n, "")} for n in ordered])
+
+
+@api.delete("/apps/<app>/build-cache")
+def purge_cache(app: str) -> Response:
+    platform().apps.purge_cache(app)
+    return jsonify(app=app, message="The build cache was purged; the next build starts cold.")
+
+
+@api.get("/apps/<app>/builds")
+def list_builds(app: str) -> Response:
+    p = platform()
+    return jsonify([build_json(b) for b in p.builds.list(p.apps.find(app))])
+
+
+@api.get("/apps/<app>/builds/<build_id>")
+def get_build(app: str, build_id: str) -> Response:
+    p = platform()
+    return jsonify(build_json(p.builds.get(p.apps.find(app), build_id)))
+
+
+@api.get("/apps/<app>/builds/<build_id>/output")
+def build_output(app: str, build_id: str) -> Response:
+    p = platform()
+    follow = request.args.get("follow", "true")
+    if follow not in ("true", "false"):
+        raise InvalidParams("follow must be 'true' or 'false'.")
+    chunks: Iterator[bytes] = p.builds.output(p.apps.find(app), build_id, follow == "true")
+    return Response(
+        stream_with_context(chunks),
+        mimetype="text/plain",
+        headers={"X-Accel-Buffering": "no", "Cache-Control": "no-cache"},
+    )
+
+
+@api.post("/apps/<app>/builds/<build_id>/cancel")
+def cancel_build(app: str, build_id: str) -> Response:
+    p = platform()
+    return jsonify(build_json(p.builds.cancel(p.apps.find(app), build_id)))
+
+
+@api.get("/keys")
+def list_keys() -> Response:
+    return jsonify([key_json(k) for k in platform().keys.list()])
+
+
+@api.post("/keys")
+def add_key() -> tuple[Response, int]:
+    body = parse_body(KeyCreate)
+    return jsonify(key_json(platform().keys.add(body.public_key, body.name))), 201
+
+
+@api.delete("/keys/<path:ident>")
+def remove_key(ident: str) -> Response:
+    return jsonify(key_json(platform().keys.remove(ident)))

@@ -1,0 +1,1 @@
+"""Apps: create, list, show, destroy."""

@@ -1,0 +1,1 @@
+"""Builds: queueing, running buildpacks, and their logs."""

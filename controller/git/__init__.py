@@ -1,0 +1,1 @@
+"""git receive: bare repos, smart HTTP, SSH, and the pre-receive hook client."""

@@ -1,0 +1,1 @@
+"""SSH keys allowed to git push over SSH."""

@@ -1,0 +1,50 @@
+"""The platform object: settings plus every service, built once and shared by API and server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import sessionmaker
+
+from controller.apps.service import AppService
+from controller.auth import TokenService, load_or_create_hook_token
+from controller.builds.service import BuildService
+from controller.db.engine import make_engine, make_sessionmaker, migrate
+from controller.git.repos import Repos
+from controller.keys.service import KeyService
+from controller.settings import Settings
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Any]
+    tokens: TokenService
+    repos: Repos
+    builds: BuildService
+    apps: AppService
+    keys: KeyService
+
+    @classmethod
+    def open(cls, settings: Settings) -> Platform:
+        """Open (creating and migrating if needed) the data dir's state."""
+        for d in (settings.data_dir, settings.run_dir):
+            d.mkdir(parents=True, exist_ok=True)
+        settings.data_dir.chmod(0o700)
+        for d in (settings.repos_dir, settings.builds_dir, settings.cache_dir, settings.slugs_dir):
+            d.mkdir(exist_ok=True)
+        engine = make_engine(f"sqlite:///{settings.db_path}")
+        migrate(engine)
+        sessions = make_sessionmaker(engine)
+        tokens = TokenService(sessions, load_or_create_hook_token(settings.hook_token_file))
+        repos = Repos(settings)
+        builds = BuildService(settings, sessions)
+        apps = AppService(settings, sessions, repos, builds)
+        return cls(settings, engine, sessions, tokens, repos, builds, apps, KeyService(sessions))
+
+    def close(self) -> None:
+        self.builds.shutdown()
+        self.engine.dispose()

@@ -1,0 +1,223 @@
+"""``yurt server``: the controller in the foreground under waitress, plus the sshd it owns.
+
+waitress de-chunks request bodies (git sends chunked bodies for pushes over 1 MiB) and
+streams responses as they are written (build output for minutes).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import click
+import waitress
+
+from controller import __version__
+from controller.settings import Settings, default_data_dir
+
+if TYPE_CHECKING:
+    from controller.git.ssh import SshServer
+    from controller.platform import Platform
+
+log = logging.getLogger("yurt.server")
+
+
+@click.command("server")
+@click.option(
+    "--data-dir",
+    envvar="YURT_DATA_DIR",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Where state lives [default: ~/.local/share/yurt].",
+)
+@click.option(
+    "--listen",
+    envvar="YURT_LISTEN",
+    default="127.0.0.1:7100",
+    show_default=True,
+    help="HOST:PORT for the API and git over HTTP.",
+)
+@click.option(
+    "--public-url",
+    envvar="YURT_PUBLIC_URL",
+    default="",
+    help="URL users reach the server at, if not http://LISTEN.",
+)
+@click.option(
+    "--ssh-listen",
+    envvar="YURT_SSH_LISTEN",
+    default="",
+    help="HOST:PORT for git push over SSH (starts sshd); off when empty.",
+)
+@click.option(
+    "--max-builds",
+    envvar="YURT_MAX_BUILDS",
+    type=click.IntRange(1, 64),
+    default=2,
+    show_default=True,
+    help="Builds of different apps that may run at once.",
+)
+@click.option(
+    "--build-timeout",
+    envvar="YURT_BUILD_TIMEOUT",
+    type=click.FloatRange(1),
+    default=900.0,
+    show_default=True,
+    help="Seconds before a build is stopped.",
+)
+@click.option(
+    "--build-log-cap",
+    envvar="YURT_BUILD_LOG_CAP",
+    type=click.IntRange(1024),
+    default=20 * 1024 * 1024,
+    show_default=True,
+    help="Bytes of build output after which a build is stopped and failed.",
+)
+@click.option(
+    "--buildpacks-dir",
+    envvar="YURT_BUILDPACKS_DIR",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    default=None,
+    help="Use the buildpacks in this directory instead of the bundled ones.",
+)
+@click.option(
+    "--threads",
+    envvar="YURT_THREADS",
+    type=click.IntRange(4, 512),
+    default=32,
+    show_default=True,
+    help="HTTP worker threads (each follower of a build holds one).",
+)
+def server_command(
+    data_dir: Path | None,
+    listen: str,
+    public_url: str,
+    ssh_listen: str,
+    max_builds: int,
+    build_timeout: float,
+    build_log_cap: int,
+    buildpacks_dir: Path | None,
+    threads: int,
+) -> None:
+    """Run the Yurt platform in the foreground (Ctrl-C or SIGTERM stops it)."""
+    settings = Settings(
+        data_dir=(data_dir or default_data_dir()).resolve(),
+        listen=listen,
+        public_url=public_url,
+        ssh_listen=ssh_listen,
+        max_parallel_builds=max_builds,
+        build_timeout=build_timeout,
+        build_log_cap=build_log_cap,
+        threads=threads,
+    )
+    if buildpacks_dir is not None:
+        settings = dataclasses.replace(settings, buildpacks_dir=buildpacks_dir.resolve())
+    _check_listen(listen, "--listen")
+    if ssh_listen:
+        _check_listen(ssh_listen, "--ssh-listen")
+    serve(settings)
+
+
+def _check_listen(value: str, option: str) -> None:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint=option)
+
+
+def serve(settings: Settings) -> None:
+    from controller.platform import Platform
+    from controller.web import create_app
+
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    platform = Platform.open(settings)
+    interrupted = platform.builds.recover_interrupted()
+    if interrupted:
+        log.warning("marked %d build(s) interrupted by the last stop as failed", interrupted)
+    _first_start(platform)
+    for app in platform.repos.existing():
+        platform.repos.configure(app)
+    ssh = _start_ssh(platform) if settings.ssh_listen else None
+    host, _, port = settings.listen.rpartition(":")
+    server = waitress.create_server(
+        create_app(platform),
+        host=host.strip("[]"),
+        port=int(port),
+        threads=settings.threads,
+        max_request_body_size=settings.max_push_bytes,
+        channel_timeout=3600,
+        ident="yurt",
+    )
+    _write_run_file(settings)
+    click.echo(
+        f"Yurt {__version__} listening on {settings.base_url} (data in {settings.data_dir})",
+        err=True,
+    )
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        click.echo("Yurt is stopping...", err=True)
+        (settings.run_dir / "controller.json").unlink(missing_ok=True)
+        platform.close()
+        if ssh is not None:
+            ssh.stop()
+        server.close()
+
+
+def _first_start(platform: Platform) -> None:
+    from controller.cli.config import install_git_credential_helper, write_cli_config
+
+    settings = platform.settings
+    token = platform.tokens.ensure_admin_token(settings.admin_token_file)
+    if token is None:
+        return
+    path = write_cli_config(settings.base_url, token)
+    try:
+        install_git_credential_helper(settings.base_url)
+    except Exception as exc:  # git missing or HOME read-only: the CLI still works
+        log.warning("could not install the git credential helper: %s", exc)
+    click.echo(f"Created the admin API token in {settings.admin_token_file}", err=True)
+    click.echo(f"Wrote the CLI config to {path}; 'yurt apps' works now.", err=True)
+
+
+def _start_ssh(platform: Platform) -> SshServer:
+    from controller.git.ssh import SshServer
+
+    ssh = SshServer(platform.settings)
+    ssh.start()
+    platform.keys.on_change = ssh.sync_keys
+    ssh.sync_keys(platform.keys.list())
+    platform.apps.ssh_base = ssh.git_url_base()
+    click.echo(f"git push over SSH on {platform.settings.ssh_listen}", err=True)
+    return ssh
+
+
+def _write_run_file(settings: Settings) -> None:
+    """Tell our git hooks where the controller listens (read by controller.git.hook)."""
+    path = settings.run_dir / "controller.json"
+    tmp = path.with_suffix(".tmp")
+    host, _, port = settings.listen.rpartition(":")
+    if host in ("0.0.0.0", "::", "[::]", ""):
+        host = "127.0.0.1"
+    tmp.write_text(json.dumps({"url": f"http://{host}:{port}", "pid": os.getpid()}))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+
+
+if __name__ == "__main__":
+    sys.exit(server_command())

@@ -1,0 +1,85 @@
+"""Server settings: one frozen dataclass, filled from CLI options and ``YURT_*`` env vars."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
+    return Path(base) / "yurt"
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    listen: str = "127.0.0.1:7100"
+    # Public base URL of the controller (for git URLs); derived from ``listen`` when empty.
+    public_url: str = ""
+    ssh_listen: str = ""
+    ssh_host: str = ""
+    max_parallel_builds: int = 2
+    build_timeout: float = 15 * 60
+    build_log_cap: int = 20 * 1024 * 1024
+    max_push_bytes: int = 2 * 1024 * 1024 * 1024
+    buildpacks_dir: Path = field(default_factory=lambda: repo_root() / "buildpacks")
+    hooks_dir: Path = field(default_factory=lambda: repo_root() / "hooks")
+    runtime: str = "local"
+    threads: int = 32
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "yurt.db"
+
+    @property
+    def repos_dir(self) -> Path:
+        return self.data_dir / "repos"
+
+    @property
+    def builds_dir(self) -> Path:
+        return self.data_dir / "builds"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def slugs_dir(self) -> Path:
+        return self.data_dir / "slugs"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.data_dir / "ssh"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.data_dir / "run"
+
+    @property
+    def admin_token_file(self) -> Path:
+        return self.data_dir / "admin-token"
+
+    @property
+    def hook_token_file(self) -> Path:
+        return self.run_dir / "hook-token"
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host, _, port = self.listen.rpartition(":")
+        if host in ("0.0.0.0", "", "::"):
+            host = "127.0.0.1"
+        return f"http://{host}:{port}"
+
+
+def repo_root() -> Path:
+    """The source tree Yurt runs from (buildpacks/ and hooks/ live beside controller/)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    return int(value) if value else default

@@ -1,0 +1,164 @@
+"""Shared fixtures: a real ``yurt server`` on a free loopback port, with its own data dir and HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+YURT = str(BIN / "yurt")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Server:
+    url: str
+    token: str
+    data_dir: Path
+    home: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    extra_args: list[str] = field(default_factory=list)
+
+    def api(self, method: str, path: str, **kw: object) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token}"}
+        return requests.request(method, self.url + path, headers=headers, timeout=60, **kw)  # type: ignore[arg-type]
+
+    def cli(
+        self,
+        *args: str,
+        cwd: Path | str | None = None,
+        input: str | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [YURT, *args],
+            cwd=cwd,
+            env=self.env,
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(
+                f"yurt {' '.join(args)} failed ({done.returncode}):\n{done.stderr}"
+            )
+        return done
+
+    def git(
+        self, *args: str, cwd: Path | str, check: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, env=self.env, capture_output=True, text=True, timeout=900
+        )
+        if check and done.returncode != 0:
+            raise AssertionError(f"git {' '.join(args)} failed ({done.returncode}):\n{done.stderr}")
+        return done
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self, sig: int = signal.SIGTERM) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def base_env(home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("YURT_", "GIT_", "XDG_"))}
+    env.update(
+        HOME=str(home),
+        PATH=f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        GIT_AUTHOR_NAME="Test",
+        GIT_AUTHOR_EMAIL="test@example.com",
+        GIT_COMMITTER_NAME="Test",
+        GIT_COMMITTER_EMAIL="test@example.com",
+        GIT_TERMINAL_PROMPT="0",
+        LANG="C.UTF-8",
+    )
+    return env
+
+
+def start_server(
+    tmp: Path, *args: str, data_dir: Path | None = None, home: Path | None = None
+) -> Server:
+    home = home or tmp / "home"
+    data_dir = data_dir or tmp / "data"
+    home.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = base_env(home)
+    log_path = tmp / f"server-{port}.log"
+    proc = subprocess.Popen(
+        [YURT, "server", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", *args],
+        env=env,
+        stdout=log_path.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"yurt server exited early:\n{log_path.read_text()}")
+        try:
+            if requests.get(url + "/api/health", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    else:
+        proc.kill()
+        raise RuntimeError(f"yurt server did not answer in 30 s:\n{log_path.read_text()}")
+    token = (data_dir / "admin-token").read_text().strip()
+    env = {**env, "YURT_URL": url, "YURT_TOKEN": token}
+    return Server(url, token, data_dir, home, env, proc, log_path, list(args))
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(tmp_path)
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def make_repo(path: Path, source: Path | None, env: dict[str, str], branch: str = "main") -> Path:
+    """A git work tree holding ``source`` (a sample app dir), committed on ``branch``."""
+    if source is not None:
+        shutil.copytree(source, path, dirs_exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
+    for argv in (
+        ["git", "init", "-q", f"--initial-branch={branch}"],
+        ["git", "add", "-A"],
+        ["git", "commit", "-q", "--allow-empty", "-m", "initial"],
+    ):
+        subprocess.run(argv, cwd=path, env=env, check=True, capture_output=True)
+    return path
+
+
+def read_json(path: Path) -> object:
+    return json.loads(path.read_text())
