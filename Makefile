@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 DATA ?= $(CURDIR)/.yurt
 LISTEN ?= 127.0.0.1:7100
 PYTEST_ARGS ?=
+LINT_DIRS := controller tests $(wildcard bench)
 
-.PHONY: venv deps system-deps lint format test test-fast demo stop bench clean
+.PHONY: venv deps system-deps lint format test test-fast demo stop clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,13 +24,13 @@ system-deps:
 	@bash scripts/system-deps.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check controller tests bench
-	$(BIN)/ruff format --check controller tests bench
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 	$(BIN)/mypy
 
 format: $(STAMP)
-	$(BIN)/ruff format controller tests bench
-	$(BIN)/ruff check --fix controller tests bench
+	$(BIN)/ruff format $(LINT_DIRS)
+	$(BIN)/ruff check --fix $(LINT_DIRS)
 
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest -n 2 -m "not live" $(PYTEST_ARGS)
@@ -43,8 +44,6 @@ demo: $(STAMP) system-deps
 stop:
 	@bash scripts/stop.sh "$(DATA)"
 
-bench: $(STAMP) system-deps
-	$(BIN)/python -m bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

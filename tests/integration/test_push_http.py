@@ -374,3 +374,39 @@ def test_dockerfile_and_undetectable_apps_get_clear_messages(tmp_path: Path) -> 
             assert f"remote:  !       {name}: " in res.stderr
     finally:
         srv.stop()
+
+
+def test_pusher_disconnect_does_not_stop_the_build(srv: Server, tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    work = new_app(srv, tmp_path, "quitter", {"slow.marker": str(gate)})
+    push = subprocess.Popen(
+        ["git", "push", "yurt", "main"],
+        cwd=work,
+        env=srv.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    read_until(push, "Slow buildpack started")
+    os.killpg(push.pid, signal.SIGKILL)  # the pusher and its git helpers vanish
+    push.wait()
+    gate.write_text("go")
+    for _ in range(100):
+        [build] = builds(srv, "quitter")
+        if build["status"] != "building":
+            break
+        time.sleep(0.2)
+    assert build["status"] == "succeeded"
+    for _ in range(50):
+        if repo_ref(srv, "quitter") == head(srv, work):
+            break
+        time.sleep(0.1)
+    assert repo_ref(srv, "quitter") == head(srv, work), "the landed ref must match the build"
+
+
+def test_sigterm_stops_the_server_cleanly(tmp_path: Path) -> None:
+    srv = start_server(tmp_path)
+    assert srv.stop(signal.SIGTERM) == 0
+    assert "Yurt is stopping" in srv.log()
+    assert not (srv.data_dir / "run" / "controller.json").exists()
