@@ -56,3 +56,10 @@ class PayloadTooLarge(YurtError):
 class Unavailable(YurtError):
     status = 503
     id = "unavailable"
+
+
+class DeployError(YurtError):
+    """A release did not become healthy; the previous release keeps serving."""
+
+    status = 422
+    id = "deploy_failed"

@@ -88,6 +88,34 @@ log = logging.getLogger("yurt.server")
     help="Use the buildpacks in this directory instead of the bundled ones.",
 )
 @click.option(
+    "--router-listen",
+    envvar="YURT_ROUTER_LISTEN",
+    default="127.0.0.1:8080",
+    show_default=True,
+    help="HOST:PORT where Caddy serves the apps.",
+)
+@click.option(
+    "--router-admin-listen",
+    envvar="YURT_ROUTER_ADMIN_LISTEN",
+    default="127.0.0.1:7119",
+    show_default=True,
+    help="Loopback HOST:PORT of Caddy's admin API.",
+)
+@click.option(
+    "--base-domain",
+    envvar="YURT_BASE_DOMAIN",
+    default="localhost",
+    show_default=True,
+    help="Apps answer at APP.BASE_DOMAIN.",
+)
+@click.option(
+    "--keep-apps/--stop-apps",
+    envvar="YURT_KEEP_APPS",
+    default=True,
+    show_default=True,
+    help="Leave apps (supervisord, Caddy) running when the server stops.",
+)
+@click.option(
     "--threads",
     envvar="YURT_THREADS",
     type=click.IntRange(4, 512),
@@ -104,6 +132,10 @@ def server_command(
     build_timeout: float,
     build_log_cap: int,
     buildpacks_dir: Path | None,
+    router_listen: str,
+    router_admin_listen: str,
+    base_domain: str,
+    keep_apps: bool,
     threads: int,
 ) -> None:
     """Run the Yurt platform in the foreground (Ctrl-C or SIGTERM stops it)."""
@@ -115,11 +147,17 @@ def server_command(
         max_parallel_builds=max_builds,
         build_timeout=build_timeout,
         build_log_cap=build_log_cap,
+        router_listen=router_listen,
+        router_admin_listen=router_admin_listen,
+        base_domain=base_domain,
+        keep_apps=keep_apps,
         threads=threads,
     )
     if buildpacks_dir is not None:
         settings = dataclasses.replace(settings, buildpacks_dir=buildpacks_dir.resolve())
     _check_listen(listen, "--listen")
+    _check_listen(router_listen, "--router-listen")
+    _check_listen(router_admin_listen, "--router-admin-listen")
     if ssh_listen:
         _check_listen(ssh_listen, "--ssh-listen")
     serve(settings)
@@ -135,6 +173,7 @@ def serve(settings: Settings) -> None:
     from controller.platform import Platform
     from controller.web import create_app
 
+    os.umask(0o077)  # everything the controller writes is private unless it says otherwise
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -146,6 +185,14 @@ def serve(settings: Settings) -> None:
     for app in platform.repos.existing():
         platform.repos.configure(app)
     ssh = _start_ssh(platform) if settings.ssh_listen else None
+    platform.runtime.start()
+    platform.releases.recover()
+    if os.geteuid() != 0:
+        click.echo(
+            "Note: yurt server is not running as root, so apps and builds run as this user "
+            "and share its rights (see docs/local-runtime.md).",
+            err=True,
+        )
     host, _, port = settings.listen.rpartition(":")
     server = waitress.create_server(
         create_app(platform),
@@ -158,7 +205,8 @@ def serve(settings: Settings) -> None:
     )
     _write_run_file(settings)
     click.echo(
-        f"Yurt {__version__} listening on {settings.base_url} (data in {settings.data_dir})",
+        f"Yurt {__version__} listening on {settings.base_url} (data in {settings.data_dir}); "
+        f"apps at http://APP.{settings.base_domain}:{settings.router_listen.rpartition(':')[2]}",
         err=True,
     )
 
@@ -174,6 +222,7 @@ def serve(settings: Settings) -> None:
         click.echo("Yurt is stopping...", err=True)
         (settings.run_dir / "controller.json").unlink(missing_ok=True)
         platform.close()
+        platform.runtime.shutdown(keep_apps=settings.keep_apps)
         if ssh is not None:
             ssh.stop()
         server.close()

@@ -8,6 +8,10 @@ from pathlib import Path
 
 
 def default_data_dir() -> Path:
+    """/var/lib/yurt as root (apps' users must reach their release dirs; /root is private),
+    else ~/.local/share/yurt."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/yurt")
     base = os.environ.get("XDG_DATA_HOME") or os.path.join(Path.home(), ".local", "share")
     return Path(base) / "yurt"
 
@@ -27,6 +31,14 @@ class Settings:
     buildpacks_dir: Path = field(default_factory=lambda: repo_root() / "buildpacks")
     hooks_dir: Path = field(default_factory=lambda: repo_root() / "hooks")
     runtime: str = "local"
+    router_listen: str = "127.0.0.1:8080"
+    router_admin_listen: str = "127.0.0.1:7119"
+    base_domain: str = "localhost"
+    boot_timeout: float = 60
+    kill_timeout: float = 30
+    keep_apps: bool = True
+    releases_kept: int = 10
+    max_scale: int = 20
     threads: int = 32
 
     @property

@@ -14,7 +14,7 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 if ! curl -fsS "$url/api/health" >/dev/null 2>&1; then
   say "Starting yurt server on $url (data in $data, log in $data/server.log)"
-  nohup "$bin/yurt" server --data-dir "$data" --listen "$listen" >>"$data/server.log" 2>&1 &
+  nohup "$bin/yurt" server --data-dir "$data" --listen "$listen" --stop-apps >>"$data/server.log" 2>&1 &
   echo $! >"$data/server.pid"
   for _ in $(seq 1 100); do
     curl -fsS "$url/api/health" >/dev/null 2>&1 && break
@@ -49,14 +49,15 @@ git -c user.name=Yurt -c user.email=demo@yurt.invalid commit -q --allow-empty -m
 say "Pushing: git push yurt main"
 git -c credential.helper= -c "credential.$url.helper=!$bin/yurt auth:git-credential" push yurt main
 
-say "Done. The build:"
-yurt builds -a hello | head -3
+web_url=$(yurt apps:info -a hello --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["web_url"])')
+say "Done. hello answers at $web_url:"
+curl -fsS "$web_url/"
 cat >&2 <<EOT
 
 Next:
   cd $work
-  yurt builds              # every build of the app
-  yurt builds:output current
-  yurt apps:info
-  make stop                # stop the platform
+  yurt logs --tail         # the app's output, live
+  yurt ps:scale web=2      # a second web process behind the router
+  yurt releases            # every release; then: yurt rollback
+  make stop                # stop the platform (apps included)
 EOT

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -38,6 +39,13 @@ class Server:
     proc: subprocess.Popen[bytes]
     log_path: Path
     extra_args: list[str] = field(default_factory=list)
+    router_port: int = 0
+
+    def app_get(self, app: str, path: str = "/", **kw: object) -> requests.Response:
+        """A request to an app through the router (Caddy), by its Host name."""
+        headers = {"Host": f"{app}.localhost"}
+        url = f"http://127.0.0.1:{self.router_port}{path}"
+        return requests.get(url, headers=headers, timeout=30, **kw)  # type: ignore[arg-type]
 
     def api(self, method: str, path: str, **kw: object) -> requests.Response:
         headers = {"Authorization": f"Bearer {self.token}"}
@@ -82,11 +90,20 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
-                self.proc.wait(30)
+                self.proc.wait(60)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if sig != signal.SIGKILL and "--keep-apps" not in self.extra_args:
+            self._kill_leftovers()
         return self.proc.returncode
+
+    def _kill_leftovers(self) -> None:
+        """A server that failed to stop its Caddy must not leave it running after the test."""
+        pidfile = self.data_dir / "runtime" / "caddy" / "caddy.pid"
+        if pidfile.exists():
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
 
 
 def base_env(home: Path) -> dict[str, str]:
@@ -105,17 +122,41 @@ def base_env(home: Path) -> dict[str, str]:
 
 
 def start_server(
-    tmp: Path, *args: str, data_dir: Path | None = None, home: Path | None = None
+    tmp: Path,
+    *args: str,
+    data_dir: Path | None = None,
+    home: Path | None = None,
+    router_port: int | None = None,
+    admin_port: int | None = None,
 ) -> Server:
     home = home or tmp / "home"
     data_dir = data_dir or tmp / "data"
     home.mkdir(parents=True, exist_ok=True)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    for parent in data_dir.parents:  # pytest's tmp dirs are 0700; app users must pass through
+        if parent == Path("/tmp") or parent == Path("/"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o111)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = base_env(home)
     log_path = tmp / f"server-{port}.log"
+    router_port = router_port or free_port()
+    router = ["--router-listen", f"127.0.0.1:{router_port}"]
+    router += ["--router-admin-listen", f"127.0.0.1:{admin_port or free_port()}"]
+    if "--keep-apps" not in args:
+        router.append("--stop-apps")  # tests leave no supervisord or Caddy behind
     proc = subprocess.Popen(
-        [YURT, "server", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}", *args],
+        [
+            YURT,
+            "server",
+            "--data-dir",
+            str(data_dir),
+            "--listen",
+            f"127.0.0.1:{port}",
+            *router,
+            *args,
+        ],
         env=env,
         stdout=log_path.open("wb"),
         stderr=subprocess.STDOUT,
@@ -134,7 +175,9 @@ def start_server(
         raise RuntimeError(f"yurt server did not answer in 30 s:\n{log_path.read_text()}")
     token = (data_dir / "admin-token").read_text().strip()
     env = {**env, "YURT_URL": url, "YURT_TOKEN": token}
-    return Server(url, token, data_dir, home, env, proc, log_path, list(args))
+    srv = Server(url, token, data_dir, home, env, proc, log_path, list(args))
+    srv.router_port = router_port
+    return srv
 
 
 @pytest.fixture

@@ -61,3 +61,19 @@ def describe(exc: ValidationError) -> str:
         else:
             parts.append(f"field {field!r}: {err['msg'].lower()}")
     return "Invalid request: " + "; ".join(parts) + "."
+
+
+class ReleaseCreate(Body):
+    """A rollback: a new release from an earlier one (Heroku's POST /apps/{app}/releases)."""
+
+    release: str | None = None
+
+
+class FormationUpdate(Body):
+    """``{"web": 2, "worker": 0}``: new counts per process type."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+
+class RestartRequest(Body):
+    type: str | None = None

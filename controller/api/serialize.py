@@ -8,6 +8,8 @@ from typing import Any
 from controller.apps.service import AppView
 from controller.builds.service import BuildView
 from controller.keys.service import KeyView
+from controller.releases.service import ReleaseView
+from controller.runtime.base import ProcessView
 
 
 def ts(value: datetime | None) -> str | None:
@@ -54,4 +56,37 @@ def key_json(key: KeyView) -> dict[str, Any]:
         "fingerprint": key.fingerprint,
         "public_key": key.public_key,
         "created_at": ts(key.created_at),
+    }
+
+
+def release_json(r: ReleaseView) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "app": r.app,
+        "version": r.version,
+        "name": f"v{r.version}",
+        "description": r.description,
+        "status": r.status,
+        "current": r.current,
+        "build_id": r.build_id,
+        "commit": r.commit,
+        "slug_checksum": r.slug_checksum,
+        "process_types": r.process_types,
+        "config_version": r.config_version,
+        "error": r.error,
+        "created_at": ts(r.created_at),
+        "finished_at": ts(r.finished_at),
+    }
+
+
+def process_json(p: ProcessView) -> dict[str, Any]:
+    return {
+        "type": p.type,
+        "number": p.number,
+        "name": f"{p.type}.{p.number}",
+        "state": p.state,
+        "release": f"v{p.release}",
+        "started_at": ts(p.started_at),
+        "exit_status": p.exit_status,
+        "port": p.port,
     }

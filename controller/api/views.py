@@ -7,8 +7,22 @@ from collections.abc import Iterator
 from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
 
 from controller import __version__
-from controller.api.bodies import AppCreate, AppUpdate, KeyCreate, parse_body
-from controller.api.serialize import app_json, build_json, key_json
+from controller.api.bodies import (
+    AppCreate,
+    AppUpdate,
+    FormationUpdate,
+    KeyCreate,
+    ReleaseCreate,
+    RestartRequest,
+    parse_body,
+)
+from controller.api.serialize import (
+    app_json,
+    build_json,
+    key_json,
+    process_json,
+    release_json,
+)
 from controller.builds.runner import DETECT_HINTS, available_buildpacks, detection_order
 from controller.errors import InvalidParams
 from controller.platform import Platform
@@ -111,3 +125,77 @@ def add_key() -> tuple[Response, int]:
 @api.delete("/keys/<path:ident>")
 def remove_key(ident: str) -> Response:
     return jsonify(key_json(platform().keys.remove(ident)))
+
+
+@api.get("/apps/<app>/releases")
+def list_releases(app: str) -> Response:
+    p = platform()
+    return jsonify([release_json(r) for r in p.releases.list(p.apps.find(app))])
+
+
+@api.get("/apps/<app>/releases/<version>")
+def get_release(app: str, version: str) -> Response:
+    p = platform()
+    return jsonify(release_json(p.releases.get(p.apps.find(app), version)))
+
+
+@api.post("/apps/<app>/releases")
+def rollback(app: str) -> tuple[Response, int]:
+    body = parse_body(ReleaseCreate)
+    p = platform()
+    return jsonify(release_json(p.releases.rollback(p.apps.find(app), body.release))), 201
+
+
+@api.get("/apps/<app>/formation")
+def get_formation(app: str) -> Response:
+    p = platform()
+    return jsonify(p.releases.formation(p.apps.find(app)))
+
+
+@api.patch("/apps/<app>/formation")
+def update_formation(app: str) -> Response:
+    body = parse_body(FormationUpdate)
+    changes = body.model_extra or {}
+    if not changes:
+        raise InvalidParams('Give at least one process type and count, e.g. {"web": 2}.')
+    for ptype, count in changes.items():
+        if type(count) is not int:
+            raise InvalidParams(f"The count for {ptype[:64]!r} must be an integer.")
+    p = platform()
+    settings = p.settings
+    return jsonify(p.releases.scale(p.apps.find(app), changes, settings.max_scale))
+
+
+@api.get("/apps/<app>/processes")
+def list_processes(app: str) -> Response:
+    p = platform()
+    record = p.apps.find(app)
+    return jsonify([process_json(v) for v in p.runtime.processes(record.id)])
+
+
+@api.post("/apps/<app>/processes/restart")
+def restart_processes(app: str) -> Response:
+    body = parse_body(RestartRequest)
+    p = platform()
+    record = p.apps.find(app)
+    release = p.releases.current(record.id)
+    if release is None:
+        raise InvalidParams(f"{app} has no release yet: git push it first.")
+    p.runtime.restart(p.releases.spec(record.id, release), body.type)
+    return jsonify([process_json(v) for v in p.runtime.processes(record.id)])
+
+
+@api.get("/apps/<app>/logs")
+def app_logs(app: str) -> Response:
+    p = platform()
+    record = p.apps.find(app)
+    follow = request.args.get("tail", "false") == "true"
+    try:
+        lines = int(request.args.get("lines", "100"))
+    except ValueError as exc:
+        raise InvalidParams("lines must be an integer.") from exc
+    if not 0 <= lines <= 10000:
+        raise InvalidParams("lines must be between 0 and 10000.")
+    ps = request.args.get("ps") or None
+    chunks = (line.encode() for line in p.runtime.logs(app, record.id, lines, follow, ps))
+    return Response(stream_with_context(chunks), mimetype="text/plain")

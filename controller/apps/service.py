@@ -18,6 +18,7 @@ from controller.db.models import App, Build
 from controller.errors import Conflict, InvalidParams, NotFound
 from controller.git.repos import Repos
 from controller.names import check_app_name
+from controller.runtime.base import Runtime
 from controller.settings import Settings
 
 
@@ -35,8 +36,14 @@ class AppView:
 
 class AppService:
     def __init__(
-        self, settings: Settings, sessions: sessionmaker[Any], repos: Repos, builds: BuildService
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Any],
+        repos: Repos,
+        builds: BuildService,
+        runtime: Runtime,
     ) -> None:
+        self.runtime = runtime
         self.settings = settings
         self.sessions = sessions
         self.repos = repos
@@ -50,7 +57,7 @@ class AppService:
             buildpack=app.buildpack,
             git_url=f"{self.settings.base_url}/{app.name}.git",
             ssh_git_url=f"{self.ssh_base}/{app.name}.git" if self.ssh_base else None,
-            web_url=None,
+            web_url=self.runtime.web_url(app.name),
             created_at=app.created_at,
             updated_at=app.updated_at,
         )
@@ -116,6 +123,7 @@ class AppService:
         app = self.find(name)
         view = self.view(app)
         self.builds.cancel_all(app.id)
+        self.runtime.destroy(app.name, app.id)
         with self.builds.app_locked(app.id), self.sessions.begin() as s:
             build_ids = s.scalars(select(Build.id).where(Build.app_id == app.id)).all()
             s.execute(delete(Build).where(Build.app_id == app.id))

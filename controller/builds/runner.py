@@ -33,6 +33,7 @@ DETECT_HINTS = {
     "procfile": "a Procfile",
 }
 STACK = "yurt-24"
+STACK_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 Emit = Callable[[bytes], None]
 
@@ -140,7 +141,8 @@ class Runner:
         self.packs_dir = req.work_dir / "buildpacks"
         self.home_dir = req.work_dir / "home"
         self.env: dict[str, str] = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            # The stack: system tools only (app users cannot reach the server's own Python).
+            "PATH": STACK_PATH,
             "LANG": "C.UTF-8",
             "STACK": STACK,
             "SOURCE_VERSION": req.commit,

@@ -40,6 +40,7 @@ from controller.builds.runner import (
 from controller.db.models import App, Build, utcnow
 from controller.errors import Conflict, NotFound
 from controller.names import check_build_id
+from controller.runtime.base import DeployFailed
 from controller.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class _Active:
 
 # Called after a successful build with (app id, build id); the runtime issue hangs
 # releases off this. It runs in the build thread and may write to the build log.
-AfterBuild = Callable[[str, str, Callable[[bytes], None]], None]
+AfterBuild = Callable[[str, str, str, BuildResult, Callable[[bytes], None]], None]
 
 
 class BuildService:
@@ -265,13 +266,13 @@ class BuildService:
             self._mark(active.build_id, status="building", started_at=utcnow())
             result = self._build(active, emit)
             if self.after_build is not None:
-                self.after_build(active.app_id, active.build_id, emit)
+                self.after_build(active.app_id, active.build_id, active.commit, result, emit)
             return "succeeded", "", result
         except BuildCancelled as exc:
             status, error = self._cancel_reason(active, str(exc))
             active.log.write(error_lines(f"Build {error}."), force=True)
             return status, error, result
-        except BuildFailed as exc:
+        except (BuildFailed, DeployFailed) as exc:
             active.log.write(error_lines(str(exc)), force=True)
             return "failed", str(exc), result
         except Exception as exc:  # the build must end recorded, whatever broke

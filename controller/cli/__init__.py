@@ -1,8 +1,8 @@
 """The ``yurt`` command-line client: Heroku-style ``topic:verb`` commands over the HTTP API.
 
-Commands live in one module per topic (auth, apps, builds, buildpacks, keys); this module
-builds the group, lists the commands by topic in ``yurt --help`` and wraps it all in
-:func:`main`, which guarantees ``Error: ...`` and exit 1 instead of a traceback.
+Commands live in one module per topic (auth, apps, builds, releases, ps, logs, buildpacks,
+keys); this module builds the group, lists the commands by topic in ``yurt --help`` and wraps
+it all in :func:`main`, which guarantees ``Error: ...`` and exit 1 instead of a traceback.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections import defaultdict
 import click
 
 from controller import __version__
-from controller.cli import apps, auth, buildpacks, builds, keys
+from controller.cli import apps, auth, buildpacks, builds, keys, logs, ps, releases
 from controller.cli.errors import print_error
 
 # (topic, section title) in the order ``yurt --help`` shows them.
@@ -22,6 +22,9 @@ TOPICS = (
     ("auth", "Log in"),
     ("apps", "Apps"),
     ("builds", "Builds"),
+    ("releases", "Releases"),
+    ("ps", "Processes"),
+    ("logs", "Logs"),
     ("buildpacks", "Buildpacks"),
     ("keys", "SSH keys"),
     ("server", "Server"),
@@ -30,7 +33,7 @@ TOPICS = (
 
 def topic_of(command_name: str) -> str:
     topic = command_name.split(":", 1)[0]
-    return "auth" if topic == "login" else topic
+    return {"login": "auth", "rollback": "releases"}.get(topic, topic)
 
 
 class TopicGroup(click.Group):
@@ -66,7 +69,7 @@ def cli() -> None:
     """Yurt: deploy apps with git push."""
 
 
-for _module in (auth, apps, builds, buildpacks, keys):
+for _module in (auth, apps, builds, releases, ps, logs, buildpacks, keys):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text
+from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -22,6 +22,9 @@ class App(Base):
     id: Mapped[str] = mapped_column(String(26), primary_key=True)
     name: Mapped[str] = mapped_column(String(30), unique=True, index=True)
     buildpack: Mapped[str | None] = mapped_column(String(64), default=None)
+    # {"web": 2, "worker": 1}: how many instances of each process type should run.
+    formation: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
+    current_release_id: Mapped[str | None] = mapped_column(String(26), default=None)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -49,6 +52,45 @@ class Build(Base):
     finished_at: Mapped[datetime | None] = mapped_column(default=None)
 
     app: Mapped[App] = relationship(back_populates="builds")
+
+
+class Release(Base):
+    """An immutable, numbered release: a slug + config version + process types."""
+
+    __tablename__ = "releases"
+    __table_args__ = (UniqueConstraint("app_id", "version"),)
+
+    id: Mapped[str] = mapped_column(String(26), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    build_id: Mapped[str | None] = mapped_column(String(26), default=None)
+    slug_path: Mapped[str] = mapped_column(Text)
+    slug_checksum: Mapped[str | None] = mapped_column(String(80), default=None)
+    commit: Mapped[str | None] = mapped_column(String(64), default=None)
+    process_types: Mapped[str] = mapped_column(Text, default="{}")  # JSON object
+    config_version: Mapped[int | None] = mapped_column(Integer, default=None)
+    description: Mapped[str] = mapped_column(Text)
+    # pending -> deploying -> succeeded | failed
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    error: Mapped[str | None] = mapped_column(Text, default=None)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(default=None)
+
+
+class Instance(Base):
+    """A running process instance of a release (a supervisord program on the local runtime)."""
+
+    __tablename__ = "instances"
+
+    program: Mapped[str] = mapped_column(String(128), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
+    release_version: Mapped[int] = mapped_column(Integer)
+    process_type: Mapped[str] = mapped_column(String(63))
+    number: Mapped[int] = mapped_column(Integer)
+    port: Mapped[int | None] = mapped_column(Integer, default=None)
+    # starting -> up (routed) | retiring
+    state: Mapped[str] = mapped_column(String(16), default="starting")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class SshKey(Base):

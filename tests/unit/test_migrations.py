@@ -33,4 +33,5 @@ def test_reopening_a_data_dir_keeps_its_data_and_uses_wal(tmp_path: Path) -> Non
     second.close()
     with sqlite3.connect(settings.db_path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert (settings.data_dir.stat().st_mode & 0o777) == 0o700
+    assert (settings.data_dir.stat().st_mode & 0o777) == 0o711
+    assert (settings.data_dir / "repos").stat().st_mode & 0o777 == 0o700

@@ -102,6 +102,27 @@ def test_responses_match_the_schemas(api: Api, tmp_path: Path) -> None:
         f"/api/apps/docs/builds/{ident}/cancel",
         "/api/apps/{app}/builds/{build_id}/cancel",
     )
+    releases = "/api/apps/{app}/releases"
+    assert check(api, doc, "get", "/api/apps/docs/releases", releases).get_json() == []
+    check(api, doc, "get", "/api/apps/docs/releases/v1", releases + "/{version}")  # 404
+    check(api, doc, "get", "/api/apps/docs/releases/nope", releases + "/{version}")  # 422
+    check(api, doc, "post", "/api/apps/docs/releases", releases, json={})  # 409
+    check(api, doc, "post", "/api/apps/docs/releases", releases, json={"x": 1})  # 422
+    formation = "/api/apps/{app}/formation"
+    check(api, doc, "get", "/api/apps/docs/formation", formation)
+    check(api, doc, "patch", "/api/apps/docs/formation", formation, json={"web": 2})  # 409
+    check(api, doc, "get", "/api/apps/docs/processes", "/api/apps/{app}/processes")
+    check(
+        api,
+        doc,
+        "post",
+        "/api/apps/docs/processes/restart",
+        "/api/apps/{app}/processes/restart",
+        json={},
+    )  # 422: no release yet
+    logs = check(api, doc, "get", "/api/apps/docs/logs?lines=5", "/api/apps/{app}/logs")
+    assert logs.status_code == 200
+    check(api, doc, "get", "/api/apps/docs/logs?lines=x", "/api/apps/{app}/logs")  # 422
     key = tmp_path / "k"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     public = (tmp_path / "k.pub").read_text()

@@ -1,0 +1,1 @@
+"""Releases: the numbered, immutable ledger of what each app runs."""

@@ -1,0 +1,286 @@
+"""Release service: creates releases (from builds, rollbacks) and has the runtime deploy them.
+
+The DB is the ledger: a release is a slug + process types + config version + description,
+numbered per app. The runtime's processes are derived from it, never the other way round.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import sessionmaker
+from ulid import ULID
+
+from controller.builds.runner import BuildResult
+from controller.db.models import App, Release, utcnow
+from controller.errors import Conflict, DeployError, InvalidParams, NotFound
+from controller.runtime.base import DeployFailed, DeploySpec, Emit, Runtime
+
+
+@dataclass(frozen=True)
+class ReleaseView:
+    id: str
+    app: str
+    version: int
+    build_id: str | None
+    commit: str | None
+    slug_checksum: str | None
+    process_types: dict[str, str]
+    config_version: int | None
+    description: str
+    status: str
+    error: str | None
+    current: bool
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class ReleaseService:
+    def __init__(self, sessions: sessionmaker[Any], runtime: Runtime) -> None:
+        self.sessions = sessions
+        self.runtime = runtime
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def _lock(self, app_id: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(app_id, threading.Lock())
+
+    # -- queries -------------------------------------------------------------------------
+
+    def list(self, app: App) -> list[ReleaseView]:
+        with self.sessions() as s:
+            rows = s.scalars(
+                select(Release).where(Release.app_id == app.id).order_by(Release.version.desc())
+            ).all()
+            current = s.get(App, app.id)
+            cur_id = current.current_release_id if current else None
+            return [_view(r, app.name, r.id == cur_id) for r in rows]
+
+    def get(self, app: App, version: str | int) -> ReleaseView:
+        number = parse_version(version)
+        with self.sessions() as s:
+            row = s.scalar(
+                select(Release).where(Release.app_id == app.id, Release.version == number)
+            )
+            if row is None:
+                raise NotFound(f"Release v{number} not found for app {app.name}.")
+            current = s.get(App, app.id)
+            return _view(
+                row, app.name, current is not None and current.current_release_id == row.id
+            )
+
+    def current(self, app_id: str) -> Release | None:
+        with self.sessions() as s:
+            app = s.get(App, app_id)
+            if app is None or app.current_release_id is None:
+                return None
+            return s.get(Release, app.current_release_id)
+
+    # -- creating and deploying ----------------------------------------------------------
+
+    def release_build(
+        self, app_id: str, build_id: str, commit: str, result: BuildResult, emit: Emit
+    ) -> None:
+        """After a successful build: make a release of it and deploy it (in the push)."""
+        values = {
+            "build_id": build_id,
+            "slug_path": str(result.slug_path),
+            "slug_checksum": result.slug_checksum,
+            "commit": commit,
+            "process_types": json.dumps(result.process_types),
+            "description": f"Deploy {commit[:7]}",
+        }
+        self._create_and_deploy(app_id, values, emit)
+
+    def rollback(self, app: App, version: str | int | None) -> ReleaseView:
+        with self.sessions() as s:
+            succeeded = s.scalars(
+                select(Release)
+                .where(Release.app_id == app.id, Release.status == "succeeded")
+                .order_by(Release.version.desc())
+            ).all()
+            if version is None:
+                if len(succeeded) < 2:
+                    raise Conflict("There is no earlier release to roll back to.")
+                target = succeeded[1]
+            else:
+                number = parse_version(version)
+                target = next((r for r in succeeded if r.version == number), None)
+                if target is None:
+                    raise InvalidParams(
+                        f"Cannot roll back to v{number}: it does not exist or never deployed successfully."
+                    )
+            values = {
+                "build_id": target.build_id,
+                "slug_path": target.slug_path,
+                "slug_checksum": target.slug_checksum,
+                "commit": target.commit,
+                "process_types": target.process_types,
+                "config_version": target.config_version,
+                "description": f"Rollback to v{target.version}",
+            }
+        try:
+            release_id = self._create_and_deploy(app.id, values, lambda _b: None)
+        except DeployFailed as exc:
+            raise DeployError(f"Rollback to v{target.version} failed: {exc}") from exc
+        with self.sessions() as s:
+            row = s.get(Release, release_id)
+            assert row is not None
+            cur = s.get(App, app.id)
+            return _view(row, app.name, cur is not None and cur.current_release_id == row.id)
+
+    def _create_and_deploy(self, app_id: str, values: dict[str, Any], emit: Emit) -> str:
+        with self._lock(app_id):
+            release_id = self._create(app_id, values)
+            self._deploy(app_id, release_id, emit)
+        return release_id
+
+    def _create(self, app_id: str, values: dict[str, Any]) -> str:
+        with self.sessions.begin() as s:
+            last = s.scalar(select(func.max(Release.version)).where(Release.app_id == app_id))
+            release = Release(id=str(ULID()), app_id=app_id, version=(last or 0) + 1, **values)
+            s.add(release)
+            return release.id
+
+    def spec(self, app_id: str, release: Release) -> DeploySpec:
+        with self.sessions() as s:
+            app = s.get(App, app_id)
+            assert app is not None
+            types = json.loads(release.process_types)
+            formation = default_formation(types, json.loads(app.formation or "{}"))
+            return DeploySpec(
+                app=app.name,
+                app_id=app.id,
+                version=release.version,
+                slug_path=_path(release.slug_path),
+                process_types=types,
+                formation=formation,
+            )
+
+    def _deploy(self, app_id: str, release_id: str, emit: Emit) -> None:
+        with self.sessions() as s:
+            release = s.get(Release, release_id)
+            assert release is not None
+        self._set(release_id, status="deploying")
+        emit(f"-----> Releasing v{release.version}\n".encode())
+        try:
+            self.runtime.deploy(self.spec(app_id, release), emit)
+        except DeployFailed as exc:
+            self._set(release_id, status="failed", error=str(exc), finished_at=utcnow())
+            raise DeployFailed(
+                f"{exc}\nRelease v{release.version} failed; the previous release keeps serving."
+            ) from exc
+        self._set(release_id, status="succeeded", finished_at=utcnow())
+        with self.sessions.begin() as s:
+            s.execute(update(App).where(App.id == app_id).values(current_release_id=release_id))
+        emit(f"-----> v{release.version} is live\n".encode())
+
+    def _set(self, release_id: str, **values: Any) -> None:
+        with self.sessions.begin() as s:
+            s.execute(update(Release).where(Release.id == release_id).values(**values))
+
+    def recover(self) -> int:
+        """After a crash mid-deploy: settle releases left 'deploying' to match what runs.
+
+        A release whose web instances are routed ('up') was switched to, so it succeeded;
+        any other was not, so it failed and its instances are stopped.
+        """
+        with self.sessions() as s:
+            stuck = s.scalars(
+                select(Release).where(Release.status.in_(("pending", "deploying")))
+            ).all()
+        for release in stuck:
+            if self.runtime.is_serving(release.app_id, release.version):
+                self._set(release.id, status="succeeded", finished_at=utcnow())
+                with self.sessions.begin() as s:
+                    s.execute(
+                        update(App)
+                        .where(App.id == release.app_id)
+                        .values(current_release_id=release.id)
+                    )
+            else:
+                self.runtime.discard(release.app_id, release.version)
+                self._set(
+                    release.id,
+                    status="failed",
+                    error="interrupted: the server stopped during this deploy",
+                    finished_at=utcnow(),
+                )
+        return len(stuck)
+
+    # -- formation -----------------------------------------------------------------------
+
+    def scale(self, app: App, changes: dict[str, int], max_count: int) -> dict[str, int]:
+        release = self.current(app.id)
+        if release is None:
+            raise Conflict(f"{app.name} has no release yet: git push it first.")
+        types = json.loads(release.process_types)
+        for ptype, count in changes.items():
+            if ptype not in types or ptype == "release":
+                raise InvalidParams(
+                    f"Unknown process type {ptype[:64]!r}; this release has: {', '.join(t for t in types if t != 'release')}."
+                )
+            if not 0 <= count <= max_count:
+                raise InvalidParams(
+                    f"Counts must be between 0 and {max_count}; got {ptype}={count}."
+                )
+        with self._lock(app.id):
+            with self.sessions.begin() as s:
+                row = s.get(App, app.id)
+                assert row is not None
+                formation = {
+                    **default_formation(types, json.loads(row.formation or "{}")),
+                    **changes,
+                }
+                row.formation = json.dumps(formation)
+            self.runtime.scale(self.spec(app.id, release))
+        return formation
+
+    def formation(self, app: App) -> dict[str, int]:
+        release = self.current(app.id)
+        types = json.loads(release.process_types) if release else {}
+        return default_formation(types, json.loads(app.formation or "{}"))
+
+
+def default_formation(types: dict[str, str], saved: dict[str, int]) -> dict[str, int]:
+    """Heroku's default: one web, other types 0, unless scaled."""
+    return {t: int(saved.get(t, 1 if t == "web" else 0)) for t in types if t != "release"}
+
+
+def parse_version(value: str | int) -> int:
+    text = str(value)
+    digits = text[1:] if text.startswith("v") else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise InvalidParams(f"Invalid release {text[:20]!r}: use vN, e.g. v3.")
+    return int(digits)
+
+
+def _path(value: str) -> Any:
+    from pathlib import Path
+
+    return Path(value)
+
+
+def _view(r: Release, app: str, current: bool) -> ReleaseView:
+    return ReleaseView(
+        id=r.id,
+        app=app,
+        version=r.version,
+        build_id=r.build_id,
+        commit=r.commit,
+        slug_checksum=r.slug_checksum,
+        process_types=json.loads(r.process_types),
+        config_version=r.config_version,
+        description=r.description,
+        status=r.status,
+        error=r.error,
+        current=current,
+        created_at=r.created_at,
+        finished_at=r.finished_at,
+    )

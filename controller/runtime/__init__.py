@@ -1,0 +1,1 @@
+"""Runtimes: what runs releases and routes traffic to them (local: supervisord + Caddy; nomad)."""

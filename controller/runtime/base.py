@@ -1,0 +1,68 @@
+"""The runtime interface: what runs releases and routes traffic to them.
+
+The local runtime (supervisord + Caddy) and the nomad runtime implement it; everything above
+it (git receive, builds, releases, API, CLI) is shared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+Emit = Callable[[bytes], None]
+
+
+class DeployFailed(Exception):
+    """The new release did not become healthy; the previous one keeps serving."""
+
+
+@dataclass(frozen=True)
+class DeploySpec:
+    app: str
+    app_id: str
+    version: int
+    slug_path: Path
+    process_types: dict[str, str]
+    formation: dict[str, int]
+    env: dict[str, str] = field(default_factory=dict)  # config vars (secret values)
+
+
+@dataclass(frozen=True)
+class ProcessView:
+    type: str
+    number: int
+    state: str  # starting, up, crashed, stopped, retiring
+    release: int
+    started_at: datetime | None
+    restarts: int | None
+    exit_status: int | None
+    port: int | None
+
+
+class Runtime(Protocol):
+    def start(self) -> None: ...
+
+    def shutdown(self, keep_apps: bool) -> None: ...
+
+    def deploy(self, spec: DeploySpec, emit: Emit) -> None: ...
+
+    def scale(self, spec: DeploySpec) -> None: ...
+
+    def restart(self, spec: DeploySpec, process_type: str | None) -> None: ...
+
+    def processes(self, app_id: str) -> list[ProcessView]: ...
+
+    def logs(
+        self, app: str, app_id: str, lines: int, follow: bool, ps: str | None
+    ) -> Iterator[str]: ...
+
+    def destroy(self, app: str, app_id: str) -> None: ...
+
+    def web_url(self, app: str) -> str: ...
+
+    def is_serving(self, app_id: str, version: int) -> bool: ...
+
+    def discard(self, app_id: str, version: int) -> None: ...

@@ -1,0 +1,553 @@
+"""The local runtime: releases run as supervisord programs, Caddy routes to healthy ones.
+
+A deploy starts the new release's web instances on fresh ports beside the old ones, waits
+until each is healthy, switches Caddy in one change, then retires the old instances (SIGTERM,
+grace, SIGKILL). If the new instances never get healthy nothing switches.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import socket
+import stat
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import sessionmaker
+
+from controller import proc
+from controller.db.models import App, Instance
+from controller.runtime.base import DeployFailed, DeploySpec, Emit, ProcessView
+from controller.runtime.local import users
+from controller.runtime.local.caddy import AppRoute, Caddy
+from controller.runtime.local.supervisor import Program, ProgramInfo, Supervisor
+from controller.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Runs a Procfile command the Heroku way: cwd and HOME = the release dir, .profile.d/*.sh
+# and .profile sourced first, then the command through a shell.
+LAUNCHER = (
+    'cd "$HOME" || exit 1; '
+    'for f in .profile.d/*.sh; do [ -f "$f" ] && . "$f"; done; '
+    "[ -f .profile ] && . ./.profile; "
+    'exec bash -c "$YURT_COMMAND"'
+)
+BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    path: str | None = None
+    timeout: float = 5
+    attempts: int = 5
+    wait: float = 1
+
+
+class LocalRuntime:
+    def __init__(self, settings: Settings, sessions: sessionmaker[Any]) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        state = settings.data_dir / "runtime"
+        self.apps_dir = settings.data_dir / "apps"
+        self.logs_dir = settings.data_dir / "logs"
+        self.supervisor = Supervisor(
+            private_run_dir(settings.data_dir), self.logs_dir / "supervisor"
+        )
+        self.caddy = Caddy(
+            state / "caddy",
+            settings.router_admin_listen,
+            settings.router_listen,
+            self.logs_dir / "router",
+        )
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._started = False  # the unit tier opens a platform without starting a runtime
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.apps_dir.mkdir(parents=True, exist_ok=True)
+        self.apps_dir.chmod(0o711)
+        if users.running_as_root():
+            check_traversable(self.apps_dir)
+        self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.logs_dir.chmod(0o700)
+        self.supervisor.start()
+        self.caddy.start()
+        self._started = True
+        self.apply_routes()
+        # Instances a previous controller was retiring when it stopped: finish the job.
+        self._remove([i for i in self._all_instances() if i.state == "retiring"])
+        self._stop = threading.Event()
+        threading.Thread(target=self._watchdog, name="runtime-watchdog", daemon=True).start()
+
+    def _watchdog(self, every: float = 2.0) -> None:
+        """Bring back supervisord or Caddy if they die (kill -9), with all processes and routes."""
+        while not self._stop.wait(every):
+            try:
+                if not self.supervisor.alive():
+                    log.warning("supervisord is gone; restarting it and its programs")
+                    self.supervisor.start()
+                if not self.caddy.alive():
+                    log.warning("Caddy is gone; restarting it and restoring routes")
+                    self.caddy.start()
+                    self.apply_routes()
+            except Exception:
+                log.exception("watchdog could not restore the runtime")
+
+    def _all_instances(self) -> list[Instance]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Instance)).all())
+
+    def shutdown(self, keep_apps: bool) -> None:
+        self._stop.set()
+        if keep_apps:
+            return
+        self.supervisor.shutdown()
+        self.caddy.stop()
+
+    def web_url(self, app: str) -> str:
+        _host, _, port = self.settings.router_listen.rpartition(":")
+        suffix = "" if port == "80" else f":{port}"
+        return f"http://{app}.{self.settings.base_domain}{suffix}"
+
+    # -- routing -------------------------------------------------------------------------
+
+    def apply_routes(self) -> None:
+        """Make Caddy route every app's host to its instances that are up."""
+        with self.sessions() as s:
+            apps = {a.id: a.name for a in s.scalars(select(App)).all()}
+            ups = s.scalars(
+                select(Instance).where(Instance.state == "up", Instance.process_type == "web")
+            ).all()
+        upstreams: dict[str, list[str]] = {name: [] for name in apps.values()}
+        for inst in ups:
+            if inst.app_id in apps and inst.port:
+                upstreams[apps[inst.app_id]].append(f"127.0.0.1:{inst.port}")
+        routes = [
+            AppRoute(
+                app=name, hosts=(f"{name}.{self.settings.base_domain}",), upstreams=tuple(ups_)
+            )
+            for name, ups_ in sorted(upstreams.items())
+        ]
+        with self._lock:
+            self.caddy.apply(routes)
+
+    # -- deploy --------------------------------------------------------------------------
+
+    def deploy(self, spec: DeploySpec, emit: Emit) -> None:
+        release_dir = self._unpack(spec)
+        uid_gid = self._owner(spec.app)
+        self._release_phase(spec, release_dir, emit)
+        old = self._instances(spec.app_id)
+        new_web = self._start_type(spec, release_dir, "web", spec.formation.get("web", 0), emit)
+        try:
+            self._await_healthy(spec, release_dir, new_web, emit)
+        except DeployFailed:
+            self._remove(new_web)
+            raise
+        self._mark(new_web, "up")
+        self._mark([i for i in old if i.process_type == "web"], "retiring")
+        self.apply_routes()
+        emit(b"-----> Switched traffic to the new release\n")
+        others = [t for t in spec.process_types if t not in ("web", "release")]
+        for ptype in others:
+            started = self._start_type(spec, release_dir, ptype, spec.formation.get(ptype, 0), emit)
+            self._mark(started, "up")
+        del uid_gid
+        self._retire_later(old)
+
+    def _unpack(self, spec: DeploySpec) -> Path:
+        app_dir = self.apps_dir / spec.app
+        release_dir = app_dir / "releases" / f"v{spec.version}"
+        if not release_dir.exists():
+            tmp = release_dir.with_name(release_dir.name + ".partial")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            proc.run(["tar", "-xzf", spec.slug_path, "-C", tmp])
+            tmp.rename(release_dir)
+        uid, gid = self._owner(spec.app)
+        if users.running_as_root():
+            proc.run(["chown", "-R", f"{uid}:{gid}", app_dir / "releases"])
+            for d in (app_dir, app_dir / "releases"):
+                shutil.chown(d, uid, gid)
+                d.chmod(0o700)
+        return release_dir
+
+    def _owner(self, app: str) -> tuple[int, int]:
+        return users.ensure_user(app)
+
+    def _user(self, app: str) -> str | None:
+        return users.user_for_app(app) if users.running_as_root() else None
+
+    def _env(
+        self, spec: DeploySpec, release_dir: Path, ptype: str, number: int, port: int | None
+    ) -> dict[str, str]:
+        env = {
+            **spec.env,
+            "HOME": str(release_dir),
+            "PATH": BASE_PATH,
+            "LANG": "C.UTF-8",
+            "DYNO": f"{ptype}.{number}",
+            "YURT_APP": spec.app,
+            "YURT_RELEASE": f"v{spec.version}",
+            "YURT_COMMAND": spec.process_types[ptype],
+        }
+        if port is not None:
+            env["PORT"] = str(port)
+        return env
+
+    def _release_phase(self, spec: DeploySpec, release_dir: Path, emit: Emit) -> None:
+        command = spec.process_types.get("release")
+        if not command:
+            return
+        emit(f"-----> Running release command: {command}\n".encode())
+        env = self._env(spec, release_dir, "release", 1, None)
+        uid, gid = self._owner(spec.app)
+        preexec = users.drop_privileges(uid, gid) if users.running_as_root() else None
+        status = proc.stream(
+            ["bash", "-c", LAUNCHER],
+            lambda b: emit(b),
+            cwd=release_dir,
+            env=env,
+            preexec_fn=preexec,
+        )
+        if status != 0:
+            raise DeployFailed(
+                f"The release command exited with status {status}; nothing was switched."
+            )
+
+    def _start_type(
+        self, spec: DeploySpec, release_dir: Path, ptype: str, count: int, emit: Emit
+    ) -> list[Instance]:
+        started = []
+        for number in range(1, count + 1):
+            port = _free_port() if ptype == "web" else None
+            inst = self._start_instance(spec, release_dir, ptype, number, port)
+            started.append(inst)
+        if started:
+            emit(f"-----> Starting {count} {ptype} process(es) of v{spec.version}\n".encode())
+        return started
+
+    def _start_instance(
+        self,
+        spec: DeploySpec,
+        release_dir: Path,
+        ptype: str,
+        number: int,
+        port: int | None,
+        suffix: str = "",
+    ) -> Instance:
+        name = f"{spec.app}-v{spec.version}-{ptype.lower().replace('_', '-')}-{number}{suffix}"
+        app_logs = self.logs_dir / spec.app
+        app_logs.mkdir(parents=True, exist_ok=True)
+        program = Program(
+            name=name,
+            command=("bash", "-c", LAUNCHER),
+            cwd=release_dir,
+            environment=self._env(spec, release_dir, ptype, number, port),
+            user=self._user(spec.app),
+            log_file=app_logs / f"{name}.log",
+            stopwaitsecs=int(self.settings.kill_timeout),
+        )
+        inst = Instance(
+            program=name,
+            app_id=spec.app_id,
+            release_version=spec.version,
+            process_type=ptype,
+            number=number,
+            port=port,
+            state="starting",
+        )
+        with self.sessions.begin() as s:
+            s.merge(inst)
+        self.supervisor.add(program)
+        return inst
+
+    def _await_healthy(
+        self, spec: DeploySpec, release_dir: Path, instances: list[Instance], emit: Emit
+    ) -> None:
+        if not instances:
+            return
+        check = read_healthcheck(release_dir)
+        emit(f"-----> Waiting for {len(instances)} web process(es) to become healthy\n".encode())
+        deadline = time.monotonic() + self.settings.boot_timeout
+        for inst in instances:
+            self._await_port(inst, deadline)
+            if check.path:
+                self._await_http(inst, check)
+        emit(b"       healthy\n")
+
+    def _await_port(self, inst: Instance, deadline: float) -> None:
+        assert inst.port is not None
+        while time.monotonic() < deadline:
+            info = self.supervisor.info(inst.program)
+            if info is not None and info.state in ("FATAL", "EXITED", "BACKOFF"):
+                raise DeployFailed(self._crash_reason(inst, info))
+            try:
+                with socket.create_connection(("127.0.0.1", inst.port), timeout=0.5):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise DeployFailed(
+            f"{inst.process_type}.{inst.number} did not accept connections on its PORT within "
+            f"{self.settings.boot_timeout:.0f} s.\n{self._log_tail(inst)}"
+        )
+
+    def _await_http(self, inst: Instance, check: HealthCheck) -> None:
+        url = f"http://127.0.0.1:{inst.port}{check.path}"
+        last = ""
+        for _ in range(max(check.attempts, 1)):
+            try:
+                resp = requests.get(url, timeout=check.timeout, allow_redirects=False)
+                if 200 <= resp.status_code < 400:
+                    return
+                last = f"answered {resp.status_code}"
+            except requests.RequestException as exc:
+                last = f"failed: {type(exc).__name__}"
+            time.sleep(check.wait)
+        raise DeployFailed(
+            f"Health check GET {check.path} on {inst.process_type}.{inst.number} {last} "
+            f"after {check.attempts} attempt(s).\n{self._log_tail(inst)}"
+        )
+
+    def _crash_reason(self, inst: Instance, info: ProgramInfo) -> str:
+        status = f" with status {info.exit_status}" if info.exit_status is not None else ""
+        return f"{inst.process_type}.{inst.number} exited{status} before it was healthy.\n{self._log_tail(inst)}"
+
+    def _log_tail(self, inst: Instance, lines: int = 10) -> str:
+        path = self.logs_dir / self._app_name(inst.app_id) / f"{inst.program}.log"
+        try:
+            text = path.read_text(errors="replace").splitlines()[-lines:]
+        except OSError:
+            return "(no output)"
+        return "Last output:\n" + "\n".join(f"  {line}" for line in text)
+
+    def _app_name(self, app_id: str) -> str:
+        with self.sessions() as s:
+            app = s.get(App, app_id)
+            return app.name if app else app_id
+
+    # -- instance bookkeeping ------------------------------------------------------------
+
+    def _instances(self, app_id: str) -> list[Instance]:
+        with self.sessions() as s:
+            return list(s.scalars(select(Instance).where(Instance.app_id == app_id)).all())
+
+    def _mark(self, instances: list[Instance], state: str) -> None:
+        if not instances:
+            return
+        with self.sessions.begin() as s:
+            s.execute(
+                update(Instance)
+                .where(Instance.program.in_([i.program for i in instances]))
+                .values(state=state)
+            )
+
+    def _remove(self, instances: list[Instance]) -> None:
+        for inst in instances:
+            try:
+                self.supervisor.remove(inst.program)
+            except Exception:
+                log.exception("could not stop %s", inst.program)
+        with self.sessions.begin() as s:
+            s.execute(delete(Instance).where(Instance.program.in_([i.program for i in instances])))
+
+    def _retire_later(self, instances: list[Instance]) -> None:
+        if instances:
+            threading.Thread(target=self._remove, args=(instances,), daemon=True).start()
+
+    def is_serving(self, app_id: str, version: int) -> bool:
+        return any(
+            i.release_version == version and i.state == "up" and i.process_type == "web"
+            for i in self._instances(app_id)
+        )
+
+    def discard(self, app_id: str, version: int) -> None:
+        """Stop a release's instances that never got traffic."""
+        self._remove([i for i in self._instances(app_id) if i.release_version == version])
+
+    # -- operate -------------------------------------------------------------------------
+
+    def scale(self, spec: DeploySpec) -> None:
+        release_dir = self._unpack(spec)
+        current = [i for i in self._instances(spec.app_id) if i.state != "retiring"]
+        for ptype in spec.process_types:
+            if ptype == "release":
+                continue
+            have = sorted((i for i in current if i.process_type == ptype), key=lambda i: i.number)
+            want = spec.formation.get(ptype, 0)
+            extra = [i for i in have if i.number > want]
+            numbers = {i.number for i in have}
+            new = []
+            for number in range(1, want + 1):
+                if number not in numbers:
+                    port = _free_port() if ptype == "web" else None
+                    new.append(self._start_instance(spec, release_dir, ptype, number, port))
+            if ptype == "web":
+                self._await_healthy(spec, release_dir, new, lambda b: None)
+            self._mark(new, "up")
+            self._mark(extra, "retiring")
+            self.apply_routes()
+            self._retire_later(extra)
+
+    def restart(self, spec: DeploySpec, process_type: str | None) -> None:
+        """Rolling restart: start replacements, switch, retire the old ones."""
+        old = [
+            i
+            for i in self._instances(spec.app_id)
+            if process_type in (None, i.process_type) and i.state == "up"
+        ]
+        release_dir = self._unpack(spec)
+        fresh = []
+        for inst in old:
+            port = _free_port() if inst.process_type == "web" else None
+            suffix = f"-r{int(time.time() * 1000) % 100000}"
+            fresh.append(
+                self._start_instance(
+                    spec, release_dir, inst.process_type, inst.number, port, suffix
+                )
+            )
+        webs = [i for i in fresh if i.process_type == "web"]
+        self._await_healthy(spec, release_dir, webs, lambda b: None)
+        self._mark(old, "retiring")
+        self._mark(fresh, "up")
+        self.apply_routes()
+        self._retire_later(old)
+
+    def processes(self, app_id: str) -> list[ProcessView]:
+        views = []
+        for inst in sorted(self._instances(app_id), key=lambda i: (i.process_type, i.number)):
+            info = self.supervisor.info(inst.program)
+            views.append(_view(inst, info))
+        return views
+
+    def logs(
+        self, app: str, app_id: str, lines: int, follow: bool, ps: str | None
+    ) -> Iterator[str]:
+        files = {
+            f"{i.process_type}.{i.number}": self.logs_dir / app / f"{i.program}.log"
+            for i in self._instances(app_id)
+            if ps in (None, i.process_type, f"{i.process_type}.{i.number}")
+        }
+        offsets: dict[str, int] = {}
+        for label, path in sorted(files.items()):
+            try:
+                text = path.read_text(errors="replace")
+            except OSError:
+                text = ""
+            for line in text.splitlines()[-lines:]:
+                yield f"{label} | {line}\n"
+            offsets[label] = len(text.encode())
+        while follow:
+            time.sleep(0.25)
+            for label, path in files.items():
+                try:
+                    with path.open("rb") as fh:
+                        fh.seek(offsets.get(label, 0))
+                        data = fh.read()
+                except OSError:
+                    continue
+                if data:
+                    offsets[label] = offsets.get(label, 0) + len(data)
+                    for line in data.decode(errors="replace").splitlines():
+                        yield f"{label} | {line}\n"
+
+    def destroy(self, app: str, app_id: str) -> None:
+        instances = self._instances(app_id)
+        if self._started:
+            self._remove(instances)
+            self.apply_routes()
+        shutil.rmtree(self.apps_dir / app, ignore_errors=True)
+        shutil.rmtree(self.logs_dir / app, ignore_errors=True)
+        if users.running_as_root():
+            users.remove_user(app)
+
+
+def _view(inst: Instance, info: ProgramInfo | None) -> ProcessView:
+    state = inst.state
+    if info is None:
+        state = "stopped"
+    elif info.state == "FATAL":
+        state = "crashed"
+    elif info.state in ("BACKOFF", "EXITED"):
+        state = "crashed" if inst.state == "up" else state
+    from datetime import UTC, datetime
+
+    started = datetime.fromtimestamp(info.started_at, UTC) if info and info.started_at else None
+    return ProcessView(
+        type=inst.process_type,
+        number=inst.number,
+        state=state,
+        release=inst.release_version,
+        started_at=started,
+        restarts=None,
+        exit_status=info.exit_status if info else None,
+        port=inst.port,
+    )
+
+
+def read_healthcheck(release_dir: Path) -> HealthCheck:
+    """The first ``healthchecks.web`` entry with a path in app.json (Dokku's format)."""
+    try:
+        data = json.loads((release_dir / "app.json").read_text())
+        checks = data.get("healthchecks", {}).get("web", [])
+        for check in checks:
+            if isinstance(check, dict) and isinstance(check.get("path"), str):
+                return HealthCheck(
+                    path=check["path"] if check["path"].startswith("/") else "/" + check["path"],
+                    timeout=float(check.get("timeout", 5)),
+                    attempts=int(check.get("attempts", 5)),
+                    wait=float(check.get("wait", 1)),
+                )
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+    return HealthCheck()
+
+
+def check_traversable(path: Path) -> None:
+    """App users must be able to pass through every parent of their release dirs."""
+    for parent in [path, *path.parents]:
+        if not parent.stat().st_mode & 0o001:
+            raise RuntimeError(
+                f"App users cannot reach {path}: {parent} is not traversable by others. "
+                f"Use a data dir such as /var/lib/yurt, or run: chmod o+x {parent}"
+            )
+
+
+def private_run_dir(data_dir: Path) -> Path:
+    """supervisord's state (socket, program confs with their environment) lives on a private
+    tmpfs-backed dir, not in the data dir: unix socket paths are limited to ~100 bytes, and
+    program environments will hold config vars, which must never be written to the data dir.
+    """
+    key = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+    if os.geteuid() == 0:
+        base = Path("/run/yurt")
+    else:
+        fallback = f"/tmp/yurt-{os.geteuid()}"  # noqa: S108 - owner and mode checked below
+        base = Path(os.environ.get("XDG_RUNTIME_DIR") or fallback)
+    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = base.lstat()
+    if info.st_uid != os.geteuid() or stat.S_ISLNK(info.st_mode):
+        raise RuntimeError(f"{base} is not a private directory of this user; refusing to use it")
+    base.chmod(0o700)
+    path = base / f"supervisor-{key}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
