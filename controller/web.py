@@ -9,6 +9,7 @@ import yaml
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from controller.api.context import platform
 from controller.api.views import api
 from controller.errors import Unauthorized, YurtError
 from controller.git.http import git_http
@@ -39,20 +40,14 @@ def create_app(platform: Platform) -> Flask:
 def _authenticate() -> None:
     if request.path in PUBLIC or request.path.startswith("/internal/"):
         return  # /internal checks the hook token itself
-    platform = _p()
+    p = platform()
     token = _token_from_request()
     if not token:
         raise Unauthorized(
             "Authentication required: send an API token (yurt auth:token prints it)."
         )
-    if not platform.tokens.is_valid(token):
+    if not p.tokens.is_valid(token):
         raise Unauthorized("Invalid API token. Run: yurt login --url URL --token TOKEN")
-
-
-def _p() -> Platform:
-    from flask import current_app
-
-    return current_app.extensions["yurt"]
 
 
 def _token_from_request() -> str:

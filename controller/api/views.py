@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, jsonify, request, stream_with_context
 
 from controller import __version__
 from controller.api.bodies import (
@@ -16,6 +16,7 @@ from controller.api.bodies import (
     RestartRequest,
     parse_body,
 )
+from controller.api.context import platform
 from controller.api.serialize import (
     app_json,
     build_json,
@@ -25,13 +26,8 @@ from controller.api.serialize import (
 )
 from controller.builds.runner import DETECT_HINTS, available_buildpacks, detection_order
 from controller.errors import InvalidParams
-from controller.platform import Platform
 
 api = Blueprint("api", __name__, url_prefix="/api")
-
-
-def platform() -> Platform:
-    return current_app.extensions["yurt"]
 
 
 @api.get("/health")

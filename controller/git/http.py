@@ -15,19 +15,15 @@ import threading
 from collections.abc import Iterator
 from typing import IO
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
 from controller import proc
+from controller.api.context import platform
 from controller.errors import YurtError
 from controller.names import is_app_name
-from controller.platform import Platform
 
 git_http = Blueprint("git_http", __name__)
 SERVICES = ("git-receive-pack", "git-upload-pack")
-
-
-def platform() -> Platform:
-    return current_app.extensions["yurt"]
 
 
 def pkt_line(text: str) -> bytes:

@@ -14,16 +14,13 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, request
 
+from controller.api.context import platform
 from controller.errors import InvalidParams, Unauthorized
 from controller.platform import Platform
 
 receive = Blueprint("receive", __name__, url_prefix="/internal")
-
-
-def platform() -> Platform:
-    return current_app.extensions["yurt"]
 
 
 def require_hook_token() -> None:

@@ -10,6 +10,7 @@ import json
 import threading
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -158,7 +159,7 @@ class ReleaseService:
                 app=app.name,
                 app_id=app.id,
                 version=release.version,
-                slug_path=_path(release.slug_path),
+                slug_path=Path(release.slug_path),
                 process_types=types,
                 formation=formation,
             )
@@ -259,12 +260,6 @@ def parse_version(value: str | int) -> int:
     if not digits.isdigit() or int(digits) < 1:
         raise InvalidParams(f"Invalid release {text[:20]!r}: use vN, e.g. v3.")
     return int(digits)
-
-
-def _path(value: str) -> Any:
-    from pathlib import Path
-
-    return Path(value)
 
 
 def _view(r: Release, app: str, current: bool) -> ReleaseView:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,7 +149,6 @@ class LocalRuntime:
 
     def deploy(self, spec: DeploySpec, emit: Emit) -> None:
         release_dir = self._unpack(spec)
-        uid_gid = self._owner(spec.app)
         self._release_phase(spec, release_dir, emit)
         old = self._instances(spec.app_id)
         new_web = self._start_type(spec, release_dir, "web", spec.formation.get("web", 0), emit)
@@ -165,25 +165,29 @@ class LocalRuntime:
         for ptype in others:
             started = self._start_type(spec, release_dir, ptype, spec.formation.get(ptype, 0), emit)
             self._mark(started, "up")
-        del uid_gid
         self._retire_later(old)
 
     def _unpack(self, spec: DeploySpec) -> Path:
+        """The release dir, unpacked from the slug (and handed to the app's user) once."""
         app_dir = self.apps_dir / spec.app
         release_dir = app_dir / "releases" / f"v{spec.version}"
-        if not release_dir.exists():
-            tmp = release_dir.with_name(release_dir.name + ".partial")
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            proc.run(["tar", "-xzf", spec.slug_path, "-C", tmp])
-            tmp.rename(release_dir)
-        uid, gid = self._owner(spec.app)
+        if release_dir.exists():
+            return release_dir
+        tmp = release_dir.with_name(release_dir.name + ".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        proc.run(["tar", "-xzf", spec.slug_path, "-C", tmp])
         if users.running_as_root():
-            proc.run(["chown", "-R", f"{uid}:{gid}", app_dir / "releases"])
+            uid, gid = self._owner(spec.app)
+            proc.run(["chown", "-R", f"{uid}:{gid}", tmp])
             for d in (app_dir, app_dir / "releases"):
                 shutil.chown(d, uid, gid)
                 d.chmod(0o700)
+        tmp.rename(release_dir)
         return release_dir
+
+    def _log_path(self, app: str, program: str) -> Path:
+        return self.logs_dir / app / f"{program}.log"
 
     def _owner(self, app: str) -> tuple[int, int]:
         return users.ensure_user(app)
@@ -250,15 +254,15 @@ class LocalRuntime:
         suffix: str = "",
     ) -> Instance:
         name = f"{spec.app}-v{spec.version}-{ptype.lower().replace('_', '-')}-{number}{suffix}"
-        app_logs = self.logs_dir / spec.app
-        app_logs.mkdir(parents=True, exist_ok=True)
+        log_file = self._log_path(spec.app, name)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
         program = Program(
             name=name,
             command=("bash", "-c", LAUNCHER),
             cwd=release_dir,
             environment=self._env(spec, release_dir, ptype, number, port),
             user=self._user(spec.app),
-            log_file=app_logs / f"{name}.log",
+            log_file=log_file,
             stopwaitsecs=int(self.settings.kill_timeout),
         )
         inst = Instance(
@@ -327,7 +331,7 @@ class LocalRuntime:
         return f"{inst.process_type}.{inst.number} exited{status} before it was healthy.\n{self._log_tail(inst)}"
 
     def _log_tail(self, inst: Instance, lines: int = 10) -> str:
-        path = self.logs_dir / self._app_name(inst.app_id) / f"{inst.program}.log"
+        path = self._log_path(self._app_name(inst.app_id), inst.program)
         try:
             text = path.read_text(errors="replace").splitlines()[-lines:]
         except OSError:
@@ -381,26 +385,29 @@ class LocalRuntime:
     # -- operate -------------------------------------------------------------------------
 
     def scale(self, spec: DeploySpec) -> None:
+        """Start or retire instances of the current release to match the formation, with
+        one routing change for all types (each Caddy reload is a chance to drop a request)."""
         release_dir = self._unpack(spec)
         current = [i for i in self._instances(spec.app_id) if i.state != "retiring"]
+        started: list[Instance] = []
+        extra: list[Instance] = []
         for ptype in spec.process_types:
             if ptype == "release":
                 continue
-            have = sorted((i for i in current if i.process_type == ptype), key=lambda i: i.number)
+            have = [i for i in current if i.process_type == ptype]
             want = spec.formation.get(ptype, 0)
-            extra = [i for i in have if i.number > want]
+            extra += [i for i in have if i.number > want]
             numbers = {i.number for i in have}
-            new = []
             for number in range(1, want + 1):
                 if number not in numbers:
                     port = _free_port() if ptype == "web" else None
-                    new.append(self._start_instance(spec, release_dir, ptype, number, port))
-            if ptype == "web":
-                self._await_healthy(spec, release_dir, new, lambda b: None)
-            self._mark(new, "up")
-            self._mark(extra, "retiring")
-            self.apply_routes()
-            self._retire_later(extra)
+                    started.append(self._start_instance(spec, release_dir, ptype, number, port))
+        webs = [i for i in started if i.process_type == "web"]
+        self._await_healthy(spec, release_dir, webs, lambda _b: None)
+        self._mark(started, "up")
+        self._mark(extra, "retiring")
+        self.apply_routes()
+        self._retire_later(extra)
 
     def restart(self, spec: DeploySpec, process_type: str | None) -> None:
         """Rolling restart: start replacements, switch, retire the old ones."""
@@ -437,7 +444,7 @@ class LocalRuntime:
         self, app: str, app_id: str, lines: int, follow: bool, ps: str | None
     ) -> Iterator[str]:
         files = {
-            f"{i.process_type}.{i.number}": self.logs_dir / app / f"{i.program}.log"
+            f"{i.process_type}.{i.number}": self._log_path(app, i.program)
             for i in self._instances(app_id)
             if ps in (None, i.process_type, f"{i.process_type}.{i.number}")
         }
@@ -483,8 +490,6 @@ def _view(inst: Instance, info: ProgramInfo | None) -> ProcessView:
         state = "crashed"
     elif info.state in ("BACKOFF", "EXITED"):
         state = "crashed" if inst.state == "up" else state
-    from datetime import UTC, datetime
-
     started = datetime.fromtimestamp(info.started_at, UTC) if info and info.started_at else None
     return ProcessView(
         type=inst.process_type,
