@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:7100
 PYTEST_ARGS ?=
 LINT_DIRS := controller tests $(wildcard bench)
 
-.PHONY: venv deps system-deps lint format test test-fast demo stop clean
+.PHONY: venv deps system-deps lint format test test-fast demo stop clean check-cluster
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,6 +44,18 @@ demo: $(STAMP) system-deps
 stop:
 	@bash scripts/stop.sh "$(DATA)"
 
+
+# Static checks of the `vagrant up` demo cluster (no VM boots): `vagrant validate` when Vagrant
+# is installed, else `ruby -c Vagrantfile`, then tests/cluster. See docs/cluster.md.
+check-cluster: $(STAMP)
+	@if command -v vagrant >/dev/null; then \
+	  dot=$$(mktemp -d) && VAGRANT_DOTFILE_PATH=$$dot vagrant validate; rc=$$?; rm -rf "$$dot"; exit $$rc; \
+	elif command -v ruby >/dev/null; then \
+	  echo "vagrant is not installed; checking Vagrantfile syntax with ruby -c"; ruby -c Vagrantfile; \
+	else \
+	  echo "Neither vagrant nor ruby is installed: apt-get install -y ruby (or vagrant)" >&2; exit 1; \
+	fi
+	$(BIN)/pytest -q tests/cluster $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

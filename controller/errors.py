@@ -63,3 +63,27 @@ class DeployError(YurtError):
 
     status = 422
     id = "deploy_failed"
+
+
+class InvalidConfig(InvalidParams):
+    """A config var name or value breaks a rule. The message names the key, never the value."""
+
+    id = "invalid_config"
+
+
+class ConfigVersionNotFound(NotFound):
+    """A pinned config version was deleted, destroyed, pruned or never written."""
+
+    id = "config_version_not_found"
+
+
+class ConfigConflict(Conflict):
+    """Concurrent changes to one app's config kept winning the check-and-set; try again."""
+
+    id = "config_conflict"
+
+
+class ConfigStoreUnavailable(Unavailable):
+    """Vault/OpenBao is down, sealed, failing or refusing our token."""
+
+    id = "config_store_unavailable"

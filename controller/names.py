@@ -58,3 +58,29 @@ def check_build_id(build_id: str) -> str:
             f"Invalid build id {build_id[:40]!r}: build ids are 26-character ULIDs."
         )
     return build_id
+
+
+HOSTNAME_LABEL_RE = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)\Z")
+HOSTNAME_RULE = (
+    "a domain is a DNS name such as www.example.com: two or more dot-separated labels of "
+    "letters, digits and dashes (1 to 63 each, not starting or ending with a dash), "
+    "253 characters at most, not an IP address"
+)
+
+
+def check_hostname(value: object) -> str:
+    """Return ``value`` lowercased (and without a trailing dot) if it is a DNS hostname that
+    can be routed, else raise InvalidParams."""
+    shown = value if isinstance(value, str) and len(value) <= 80 else "(given domain)"
+    if not isinstance(value, str):
+        raise InvalidParams(f"Invalid domain {shown!r}: {HOSTNAME_RULE}.")
+    host = value.strip().lower().removesuffix(".")
+    labels = host.split(".")
+    if (
+        len(host) > 253
+        or len(labels) < 2
+        or not all(HOSTNAME_LABEL_RE.match(label) for label in labels)
+        or labels[-1].isdigit()  # 10.0.0.1 and friends
+    ):
+        raise InvalidParams(f"Invalid domain {shown!r}: {HOSTNAME_RULE}.")
+    return host

@@ -12,6 +12,7 @@ from controller.apps.service import AppService
 from controller.auth import TokenService, load_or_create_hook_token
 from controller.builds.service import BuildService
 from controller.db.engine import make_engine, make_sessionmaker, migrate
+from controller.domains.service import DomainService
 from controller.git.repos import Repos
 from controller.keys.service import KeyService
 from controller.releases.service import ReleaseService
@@ -31,6 +32,7 @@ class Platform:
     keys: KeyService
     runtime: LocalRuntime
     releases: ReleaseService
+    domains: DomainService
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -60,7 +62,7 @@ class Platform:
         repos = Repos(settings)
         builds = BuildService(settings, sessions)
         runtime = LocalRuntime(settings, sessions)
-        releases = ReleaseService(sessions, runtime)
+        releases = ReleaseService(sessions, runtime, keep=settings.releases_kept)
         builds.after_build = releases.release_build
         apps = AppService(settings, sessions, repos, builds, runtime)
         return cls(
@@ -74,6 +76,7 @@ class Platform:
             KeyService(sessions),
             runtime,
             releases,
+            DomainService(settings, sessions, runtime),
         )
 
     def close(self) -> None:

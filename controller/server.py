@@ -12,6 +12,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -116,6 +117,14 @@ log = logging.getLogger("yurt.server")
     help="Leave apps (supervisord, Caddy) running when the server stops.",
 )
 @click.option(
+    "--keep-releases",
+    envvar="YURT_KEEP_RELEASES",
+    type=click.IntRange(1, 1000),
+    default=10,
+    show_default=True,
+    help="Releases per app whose slugs are kept for rollback (the current one always is).",
+)
+@click.option(
     "--threads",
     envvar="YURT_THREADS",
     type=click.IntRange(4, 512),
@@ -136,6 +145,7 @@ def server_command(
     router_admin_listen: str,
     base_domain: str,
     keep_apps: bool,
+    keep_releases: int,
     threads: int,
 ) -> None:
     """Run the Yurt platform in the foreground (Ctrl-C or SIGTERM stops it)."""
@@ -151,6 +161,7 @@ def server_command(
         router_admin_listen=router_admin_listen,
         base_domain=base_domain,
         keep_apps=keep_apps,
+        releases_kept=keep_releases,
         threads=threads,
     )
     if buildpacks_dir is not None:
@@ -167,6 +178,16 @@ def _check_listen(value: str, option: str) -> None:
     host, _, port = value.rpartition(":")
     if not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise click.BadParameter(f"expected HOST:PORT, got {value!r}", param_hint=option)
+
+
+def _restore(platform: Platform) -> None:
+    try:
+        restored = platform.releases.restore_missing()
+    except Exception:
+        log.exception("could not restore apps from the DB")
+        return
+    if restored:
+        log.warning("restored %d app(s) from the DB: %s", len(restored), ", ".join(restored))
 
 
 def serve(settings: Settings) -> None:
@@ -187,6 +208,9 @@ def serve(settings: Settings) -> None:
     ssh = _start_ssh(platform) if settings.ssh_listen else None
     platform.runtime.start()
     platform.releases.recover()
+    # Apps whose processes are gone (a reboot empties supervisord's tmpfs run dir) start again
+    # from the DB in the background, so the API answers meanwhile.
+    threading.Thread(target=_restore, args=(platform,), name="restore", daemon=True).start()
     if os.geteuid() != 0:
         click.echo(
             "Note: yurt server is not running as root, so apps and builds run as this user "

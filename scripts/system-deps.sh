@@ -11,6 +11,8 @@ command -v shellcheck >/dev/null || need+=(shellcheck)
 /usr/bin/python3 -c "import ensurepip, venv" 2>/dev/null || need+=(python3-venv)
 command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
+command -v ruby >/dev/null || need+=(ruby)  # ruby -c Vagrantfile (tests/cluster)
+command -v gpg >/dev/null || need+=(gnupg)  # key-fingerprint checks (tests/cluster)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -121,6 +122,32 @@ def base_env(home: Path) -> dict[str, str]:
     return env
 
 
+# App users must pass through every parent of the data dir. pytest's tmp dirs are 0700 and
+# every pytest session that starts re-tightens /tmp/pytest-of-USER to 0700, so a data dir in
+# them would break under any concurrent pytest run. Data dirs live here instead, with
+# ``tmp/data`` a symlink to them so a test can find (and restart on) the same one.
+DATA_ROOT = Path("/tmp/yurt-test-data")
+_created_data_dirs: list[Path] = []
+
+
+def traversable_data_dir(tmp: Path) -> Path:
+    link = tmp / "data"
+    if link.is_symlink():
+        return link
+    DATA_ROOT.mkdir(mode=0o711, exist_ok=True)
+    DATA_ROOT.chmod(0o711)
+    real = Path(tempfile.mkdtemp(prefix="d-", dir=DATA_ROOT))
+    real.chmod(0o711)
+    _created_data_dirs.append(real)
+    link.symlink_to(real)
+    return link
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    for path in _created_data_dirs:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def start_server(
     tmp: Path,
     *args: str,
@@ -130,13 +157,9 @@ def start_server(
     admin_port: int | None = None,
 ) -> Server:
     home = home or tmp / "home"
-    data_dir = data_dir or tmp / "data"
+    data_dir = data_dir or traversable_data_dir(tmp)
     home.mkdir(parents=True, exist_ok=True)
     data_dir.mkdir(parents=True, exist_ok=True)
-    for parent in data_dir.parents:  # pytest's tmp dirs are 0700; app users must pass through
-        if parent == Path("/tmp") or parent == Path("/"):
-            break
-        parent.chmod(parent.stat().st_mode | 0o111)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = base_env(home)

@@ -77,3 +77,7 @@ class FormationUpdate(Body):
 
 class RestartRequest(Body):
     type: str | None = None
+
+
+class DomainCreate(Body):
+    hostname: str

@@ -7,6 +7,7 @@ from typing import Any
 
 from controller.apps.service import AppView
 from controller.builds.service import BuildView
+from controller.domains.service import DomainView
 from controller.keys.service import KeyView
 from controller.releases.service import ReleaseView
 from controller.runtime.base import ProcessView
@@ -24,6 +25,10 @@ def app_json(app: AppView) -> dict[str, Any]:
         "git_url": app.git_url,
         "ssh_git_url": app.ssh_git_url,
         "web_url": app.web_url,
+        "current_release": f"v{app.current_release}" if app.current_release else None,
+        "formation": app.formation,
+        "stopped": app.stopped,
+        "processes": app.processes,
         "created_at": ts(app.created_at),
         "updated_at": ts(app.updated_at),
     }
@@ -87,6 +92,16 @@ def process_json(p: ProcessView) -> dict[str, Any]:
         "state": p.state,
         "release": f"v{p.release}",
         "started_at": ts(p.started_at),
+        "restarts": p.restarts,
         "exit_status": p.exit_status,
         "port": p.port,
+    }
+
+
+def domain_json(d: DomainView) -> dict[str, Any]:
+    return {
+        "hostname": d.hostname,
+        "app": d.app,
+        "default": d.default,
+        "created_at": ts(d.created_at),
     }

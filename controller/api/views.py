@@ -10,6 +10,7 @@ from controller import __version__
 from controller.api.bodies import (
     AppCreate,
     AppUpdate,
+    DomainCreate,
     FormationUpdate,
     KeyCreate,
     ReleaseCreate,
@@ -20,6 +21,7 @@ from controller.api.context import platform
 from controller.api.serialize import (
     app_json,
     build_json,
+    domain_json,
     key_json,
     process_json,
     release_json,
@@ -49,7 +51,7 @@ def create_app() -> tuple[Response, int]:
 @api.get("/apps/<app>")
 def get_app(app: str) -> Response:
     p = platform()
-    return jsonify(app_json(p.apps.view(p.apps.find(app))))
+    return jsonify(app_json(p.apps.view(p.apps.find(app), detail=True)))
 
 
 @api.patch("/apps/<app>")
@@ -174,11 +176,43 @@ def restart_processes(app: str) -> Response:
     body = parse_body(RestartRequest)
     p = platform()
     record = p.apps.find(app)
-    release = p.releases.current(record.id)
-    if release is None:
-        raise InvalidParams(f"{app} has no release yet: git push it first.")
-    p.runtime.restart(p.releases.spec(record.id, release), body.type)
+    p.releases.restart(record, body.type)
     return jsonify([process_json(v) for v in p.runtime.processes(record.id)])
+
+
+@api.post("/apps/<app>/processes/stop")
+def stop_processes(app: str) -> Response:
+    p = platform()
+    record = p.apps.find(app)
+    p.releases.stop(record)
+    return jsonify([process_json(v) for v in p.runtime.processes(record.id)])
+
+
+@api.post("/apps/<app>/processes/start")
+def start_processes(app: str) -> Response:
+    p = platform()
+    record = p.apps.find(app)
+    p.releases.start(record)
+    return jsonify([process_json(v) for v in p.runtime.processes(record.id)])
+
+
+@api.get("/apps/<app>/domains")
+def list_domains(app: str) -> Response:
+    p = platform()
+    return jsonify([domain_json(d) for d in p.domains.list(p.apps.find(app))])
+
+
+@api.post("/apps/<app>/domains")
+def add_domain(app: str) -> tuple[Response, int]:
+    body = parse_body(DomainCreate)
+    p = platform()
+    return jsonify(domain_json(p.domains.add(p.apps.find(app), body.hostname))), 201
+
+
+@api.delete("/apps/<app>/domains/<hostname>")
+def remove_domain(app: str, hostname: str) -> Response:
+    p = platform()
+    return jsonify(domain_json(p.domains.remove(p.apps.find(app), hostname)))
 
 
 @api.get("/apps/<app>/logs")

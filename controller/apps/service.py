@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import shutil
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,10 +16,11 @@ from ulid import ULID
 
 from controller.builds.runner import available_buildpacks
 from controller.builds.service import BuildService
-from controller.db.models import App, Build
+from controller.db.models import App, Build, Release
 from controller.errors import Conflict, InvalidParams, NotFound
 from controller.git.repos import Repos
 from controller.names import check_app_name
+from controller.releases.service import default_formation
 from controller.runtime.base import Runtime
 from controller.settings import Settings
 
@@ -32,6 +35,11 @@ class AppView:
     web_url: str | None
     created_at: datetime
     updated_at: datetime
+    current_release: int | None = None
+    formation: dict[str, int] = field(default_factory=dict)
+    stopped: bool = False
+    # instances up per process type; only in a single app's view (asks the runtime)
+    processes: dict[str, int] | None = None
 
 
 class AppService:
@@ -50,7 +58,14 @@ class AppService:
         self.builds = builds
         self.ssh_base: str | None = None  # set by the server when SSH push is enabled
 
-    def view(self, app: App) -> AppView:
+    def view(self, app: App, detail: bool = False) -> AppView:
+        with self.sessions() as s:
+            release = s.get(Release, app.current_release_id) if app.current_release_id else None
+        types = json.loads(release.process_types) if release else {}
+        processes = None
+        if detail:
+            ups = [p.type for p in self.runtime.processes(app.id) if p.state == "up"]
+            processes = {t: 0 for t in types if t != "release"} | dict(Counter(ups))
         return AppView(
             id=app.id,
             name=app.name,
@@ -60,6 +75,10 @@ class AppService:
             web_url=self.runtime.web_url(app.name),
             created_at=app.created_at,
             updated_at=app.updated_at,
+            current_release=release.version if release else None,
+            formation=default_formation(types, json.loads(app.formation or "{}")),
+            stopped=app.stopped,
+            processes=processes,
         )
 
     def list(self) -> list[AppView]:

@@ -1,7 +1,7 @@
 """The ``yurt`` command-line client: Heroku-style ``topic:verb`` commands over the HTTP API.
 
-Commands live in one module per topic (auth, apps, builds, releases, ps, logs, buildpacks,
-keys); this module builds the group, lists the commands by topic in ``yurt --help`` and wraps
+Commands live in one module per topic (auth, apps, builds, releases, ps, domains, logs,
+buildpacks, keys); this module builds the group, lists the commands by topic in ``yurt --help`` and wraps
 it all in :func:`main`, which guarantees ``Error: ...`` and exit 1 instead of a traceback.
 """
 
@@ -14,7 +14,7 @@ from collections import defaultdict
 import click
 
 from controller import __version__
-from controller.cli import apps, auth, buildpacks, builds, keys, logs, ps, releases
+from controller.cli import apps, auth, buildpacks, builds, domains, keys, logs, ps, releases
 from controller.cli.errors import print_error
 
 # (topic, section title) in the order ``yurt --help`` shows them.
@@ -24,6 +24,7 @@ TOPICS = (
     ("builds", "Builds"),
     ("releases", "Releases"),
     ("ps", "Processes"),
+    ("domains", "Domains"),
     ("logs", "Logs"),
     ("buildpacks", "Buildpacks"),
     ("keys", "SSH keys"),
@@ -69,7 +70,7 @@ def cli() -> None:
     """Yurt: deploy apps with git push."""
 
 
-for _module in (auth, apps, builds, releases, ps, logs, buildpacks, keys):
+for _module in (auth, apps, builds, releases, ps, domains, logs, buildpacks, keys):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

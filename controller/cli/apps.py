@@ -59,11 +59,18 @@ def apps_create(state: State, name: str) -> None:
 
 
 def app_fields(app: dict[str, Any]) -> list[tuple[str, str]]:
+    formation = app.get("formation") or {}
+    running = app.get("processes") or {}
+    dynos = ", ".join(f"{t}: {running.get(t, 0)}/{n}" for t, n in sorted(formation.items()))
+    if app.get("stopped"):
+        dynos = "stopped (yurt ps:start runs them again)"
     return [
         ("Name", app["name"]),
         ("Git URL", app["git_url"]),
         ("SSH Git URL", shown(app.get("ssh_git_url"))),
         ("Web URL", shown(app.get("web_url"))),
+        ("Release", shown(app.get("current_release"), "(none yet: git push yurt main)")),
+        ("Processes", dynos or "(none)"),
         ("Buildpack", shown(app.get("buildpack"), "(detected on each build)")),
         ("Created", app["created_at"]),
     ]
@@ -74,7 +81,7 @@ def app_fields(app: dict[str, Any]) -> list[tuple[str, str]]:
 @json_option
 @pass_state
 def apps_info(state: State, app: str | None, as_json: bool) -> None:
-    """Show an app's URLs, buildpack and creation time."""
+    """Show an app's URLs, release and processes."""
     data = state.client().get(api_path("apps", resolve_app(app)))
     if as_json:
         print_json(data)

@@ -1,4 +1,4 @@
-"""Process commands: ps, ps:scale and ps:restart.
+"""Process commands: ps, ps:scale, ps:restart, ps:stop and ps:start.
 
 ``ps`` groups an app's processes by type, Heroku-style; ``ps:scale`` takes ``TYPE=COUNT``
 pairs (checked before anything is sent) and ``ps:restart`` restarts them in turn.
@@ -27,13 +27,17 @@ def type_order(ptype: str) -> tuple[bool, str]:
 
 
 def process_line(process: Mapping[str, Any]) -> str:
-    """``web.1: up 2026-11-26T13:43:05Z  (v3)``; a crashed one also shows its exit status."""
+    """``web.1: up 2026-11-26T13:43:05Z  (v3)``; a crashed one also shows its exit status, and
+    one that was restarted how often."""
     words = [f"{process['name']}: {process['state']}"]
     if process.get("exit_status") is not None and process["state"] in ("crashed", "stopped"):
         words.append(f"(exit status {process['exit_status']})")
     if process.get("started_at"):
         words.append(str(process["started_at"]))
-    return " ".join(words) + f"  ({process['release']})"
+    tail = f"  ({process['release']}"
+    if process.get("restarts"):
+        tail += f", {process['restarts']} restart{'s' if process['restarts'] != 1 else ''}"
+    return " ".join(words) + tail + ")"
 
 
 def print_processes(processes: Sequence[Mapping[str, Any]]) -> None:
@@ -128,4 +132,26 @@ def ps_restart(state: State, process_type: str | None, app: str | None) -> None:
     print_processes(processes)
 
 
-COMMANDS = [ps_list, ps_scale, ps_restart]
+@click.command("ps:stop")
+@app_option
+@pass_state
+def ps_stop(state: State, app: str | None) -> None:
+    """Stop all of an app's processes until ps:start."""
+    name = resolve_app(app)
+    with action(f"Stopping {name}"):
+        state.client().post(api_path("apps", name, "processes", "stop"), {})
+    note(f"{name} is stopped; its URL answers 503. Start it again with: yurt ps:start")
+
+
+@click.command("ps:start")
+@app_option
+@pass_state
+def ps_start(state: State, app: str | None) -> None:
+    """Start a stopped app's processes with its formation."""
+    name = resolve_app(app)
+    with action(f"Starting {name}"):
+        processes = state.client().post(api_path("apps", name, "processes", "start"), {})
+    print_processes(processes)
+
+
+COMMANDS = [ps_list, ps_scale, ps_restart, ps_stop, ps_start]

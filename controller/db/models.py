@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -25,6 +25,8 @@ class App(Base):
     # {"web": 2, "worker": 1}: how many instances of each process type should run.
     formation: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     current_release_id: Mapped[str | None] = mapped_column(String(26), default=None)
+    # ps:stop: no process runs until ps:start or the next deploy.
+    stopped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -90,6 +92,16 @@ class Instance(Base):
     port: Mapped[int | None] = mapped_column(Integer, default=None)
     # starting -> up (routed) | retiring
     state: Mapped[str] = mapped_column(String(16), default="starting")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Domain(Base):
+    """A custom hostname routed to an app, besides its default APP.BASE_DOMAIN."""
+
+    __tablename__ = "domains"
+
+    hostname: Mapped[str] = mapped_column(String(253), primary_key=True)
+    app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

@@ -7,7 +7,9 @@ numbered per app. The runtime's processes are derived from it, never the other w
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,6 +23,8 @@ from controller.builds.runner import BuildResult
 from controller.db.models import App, Release, utcnow
 from controller.errors import Conflict, DeployError, InvalidParams, NotFound
 from controller.runtime.base import DeployFailed, DeploySpec, Emit, Runtime
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -42,9 +46,10 @@ class ReleaseView:
 
 
 class ReleaseService:
-    def __init__(self, sessions: sessionmaker[Any], runtime: Runtime) -> None:
+    def __init__(self, sessions: sessionmaker[Any], runtime: Runtime, keep: int = 10) -> None:
         self.sessions = sessions
         self.runtime = runtime
+        self.keep = keep  # releases whose slugs are kept for rollback (besides the current one)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -117,6 +122,11 @@ class ReleaseService:
                     raise InvalidParams(
                         f"Cannot roll back to v{number}: it does not exist or never deployed successfully."
                     )
+            if not Path(target.slug_path).is_file():
+                raise InvalidParams(
+                    f"Cannot roll back to v{target.version}: its slug was pruned (Yurt keeps "
+                    f"the slugs of the last {self.keep} releases)."
+                )
             values = {
                 "build_id": target.build_id,
                 "slug_path": target.slug_path,
@@ -179,8 +189,31 @@ class ReleaseService:
             ) from exc
         self._set(release_id, status="succeeded", finished_at=utcnow())
         with self.sessions.begin() as s:
-            s.execute(update(App).where(App.id == app_id).values(current_release_id=release_id))
+            s.execute(
+                update(App)
+                .where(App.id == app_id)
+                .values(current_release_id=release_id, stopped=False)
+            )
         emit(f"-----> v{release.version} is live\n".encode())
+        self.prune(app_id)
+
+    def prune(self, app_id: str) -> None:
+        """Delete slugs and release dirs of all but the last ``keep`` releases and the current
+        one. Rollback copies a slug path into a new release, so a slug goes only when no kept
+        release uses it."""
+        with self.sessions() as s:
+            app = s.get(App, app_id)
+            rows = s.scalars(
+                select(Release).where(Release.app_id == app_id).order_by(Release.version.desc())
+            ).all()
+        if app is None:
+            return
+        kept = [r for r in rows[: self.keep]] + [r for r in rows if r.id == app.current_release_id]
+        kept_slugs = {r.slug_path for r in kept}
+        for release in rows[self.keep :]:
+            if release.slug_path not in kept_slugs:
+                Path(release.slug_path).unlink(missing_ok=True)
+        self.runtime.prune(app.name, {r.version for r in kept})
 
     def _set(self, release_id: str, **values: Any) -> None:
         with self.sessions.begin() as s:
@@ -215,6 +248,62 @@ class ReleaseService:
                 )
         return len(stuck)
 
+    def restore_missing(self) -> Sequence[str]:
+        """After a reboot (supervisord's confs live on tmpfs) or a lost process manager: start
+        every app's current release again from the DB, except apps stopped with ps:stop."""
+        restored: Sequence[str] = []
+        with self.sessions() as s:
+            apps = s.scalars(
+                select(App).where(App.current_release_id.is_not(None), App.stopped.is_(False))
+            ).all()
+        for app in apps:
+            release = self.current(app.id)
+            if release is None or not self.runtime.missing(app.id):
+                continue
+            with self._lock(app.id):
+                try:
+                    self.runtime.restore(self.spec(app.id, release))
+                    restored = [*restored, app.name]
+                except DeployFailed as exc:
+                    log.error("could not restore %s v%s: %s", app.name, release.version, exc)
+        return restored
+
+    def restart(self, app: App, process_type: str | None) -> None:
+        """ps:restart: rolling restart of one type or all, web without downtime."""
+        release = self.current(app.id)
+        if release is None:
+            raise Conflict(f"{app.name} has no release yet: git push it first.")
+        types = [t for t in json.loads(release.process_types) if t != "release"]
+        if process_type is not None and process_type not in types:
+            raise InvalidParams(
+                f"Unknown process type {process_type[:64]!r}; this release has: {', '.join(types)}."
+            )
+        with self._lock(app.id):
+            try:
+                self.runtime.restart(self.spec(app.id, release), process_type)
+            except DeployFailed as exc:
+                raise DeployError(f"Restart failed; the old processes keep running: {exc}") from exc
+
+    def stop(self, app: App) -> None:
+        """ps:stop: stop every process; nothing runs until ps:start or the next deploy."""
+        with self._lock(app.id):
+            with self.sessions.begin() as s:
+                s.execute(update(App).where(App.id == app.id).values(stopped=True))
+            self.runtime.stop_app(app.id)
+
+    def start(self, app: App) -> None:
+        """ps:start: run the current release with the app's formation again."""
+        release = self.current(app.id)
+        if release is None:
+            raise Conflict(f"{app.name} has no release yet: git push it first.")
+        with self._lock(app.id):
+            try:
+                self.runtime.scale(self.spec(app.id, release))
+            except DeployFailed as exc:
+                raise DeployError(f"{app.name} did not start: {exc}") from exc
+            with self.sessions.begin() as s:
+                s.execute(update(App).where(App.id == app.id).values(stopped=False))
+
     # -- formation -----------------------------------------------------------------------
 
     def scale(self, app: App, changes: dict[str, int], max_count: int) -> dict[str, int]:
@@ -235,12 +324,20 @@ class ReleaseService:
             with self.sessions.begin() as s:
                 row = s.get(App, app.id)
                 assert row is not None
+                before, stopped = row.formation, row.stopped
                 formation = {
                     **default_formation(types, json.loads(row.formation or "{}")),
                     **changes,
                 }
                 row.formation = json.dumps(formation)
-            self.runtime.scale(self.spec(app.id, release))
+            if stopped:
+                return formation  # recorded; ps:start runs it
+            try:
+                self.runtime.scale(self.spec(app.id, release))
+            except DeployFailed as exc:
+                with self.sessions.begin() as s:
+                    s.execute(update(App).where(App.id == app.id).values(formation=before))
+                raise DeployError(f"Scaling {app.name} failed, nothing changed: {exc}") from exc
         return formation
 
     def formation(self, app: App) -> dict[str, int]:

@@ -98,9 +98,47 @@ def test_apps_info(invoke: Invoke, fake_api: FakeApi) -> None:
         "Git URL:      http://127.0.0.1:7100/hello.git\n"
         "SSH Git URL:  -\n"
         "Web URL:      -\n"
+        "Release:      (none yet: git push yurt main)\n"
+        "Processes:    (none)\n"
         "Buildpack:    (detected on each build)\n"
         "Created:      2024-05-01T12:00:00Z\n"
     )
+
+
+def test_apps_info_shows_release_and_processes_up_of_wanted(
+    invoke: Invoke, fake_api: FakeApi
+) -> None:
+    fake_api.routes[("GET", "/api/apps/hello")] = (
+        200,
+        app_json(
+            "hello",
+            current_release="v3",
+            formation={"web": 2, "worker": 1},
+            processes={"web": 1, "worker": 1},
+        ),
+    )
+    out = invoke("apps:info", "-a", "hello").stdout
+    assert "Release:      v3\n" in out
+    assert "Processes:    web: 1/2, worker: 1/1\n" in out
+
+
+def test_domains_commands(invoke: Invoke, fake_api: FakeApi) -> None:
+    domain = {"hostname": "www.example.com", "app": "hello", "default": False, "created_at": None}
+    fake_api.routes[("POST", "/api/apps/hello/domains")] = (201, domain)
+    fake_api.routes[("DELETE", "/api/apps/hello/domains/www.example.com")] = (200, domain)
+    fake_api.routes[("GET", "/api/apps/hello/domains")] = (
+        200,
+        [
+            {"hostname": "hello.localhost", "app": "hello", "default": True, "created_at": None},
+            domain,
+        ],
+    )
+    result = invoke("domains:add", "www.example.com", "-a", "hello")
+    assert result.exit_code == 0 and "Point www.example.com's DNS" in result.stderr
+    assert fake_api.calls[-1].body == b'{"hostname": "www.example.com"}'
+    listed = invoke("domains", "-a", "hello").stdout
+    assert listed.index("hello.localhost") < listed.index("www.example.com")
+    assert invoke("domains:remove", "www.example.com", "-a", "hello").exit_code == 0
 
 
 def test_builds_output_current_streams_the_newest(invoke: Invoke, fake_api: FakeApi) -> None:

@@ -7,6 +7,7 @@ grace, SIGKILL). If the new instances never get healthy nothing switches.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -27,11 +28,16 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import sessionmaker
 
 from controller import proc
-from controller.db.models import App, Instance
+from controller.db.models import App, Domain, Instance
 from controller.runtime.base import DeployFailed, DeploySpec, Emit, ProcessView
 from controller.runtime.local import users
 from controller.runtime.local.caddy import AppRoute, Caddy
-from controller.runtime.local.supervisor import Program, ProgramInfo, Supervisor
+from controller.runtime.local.supervisor import (
+    ProcessManagerError,
+    Program,
+    ProgramInfo,
+    Supervisor,
+)
 from controller.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,6 +51,25 @@ LAUNCHER = (
     'exec bash -c "$YURT_COMMAND"'
 )
 BASE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+# Crash handling. supervisord restarts an instance that exits at once; one that exits within
+# STARTSECS of starting is retried STARTRETRIES times (1, 2, 3 s apart) and then left FATAL.
+# The watchdog then restarts FATAL instances itself, waiting CRASH_BACKOFF_BASE * 2^n seconds
+# (at most CRASH_BACKOFF_MAX) before the n-th restart, and shows them as "crashed" meanwhile.
+# An instance that stays up CRASH_RESET seconds starts again from the shortest wait.
+STARTSECS = 10
+STARTRETRIES = 3
+CRASH_BACKOFF_BASE = 5.0
+CRASH_BACKOFF_MAX = 300.0
+CRASH_RESET = 60.0
+# supervisord states in which an instance cannot answer: it is taken out of its app's routes.
+DOWN_STATES = frozenset({"BACKOFF", "EXITED", "FATAL", "STOPPED", "STOPPING", "UNKNOWN"})
+
+
+@dataclass
+class _Backoff:
+    attempts: int = 0
+    next_at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -62,8 +87,11 @@ class LocalRuntime:
         state = settings.data_dir / "runtime"
         self.apps_dir = settings.data_dir / "apps"
         self.logs_dir = settings.data_dir / "logs"
+        run_dir = private_run_dir(settings.data_dir)
         self.supervisor = Supervisor(
-            private_run_dir(settings.data_dir), self.logs_dir / "supervisor"
+            run_dir,
+            self.logs_dir / "supervisor",
+            env_dir=run_dir.with_name(run_dir.name.replace("supervisor-", "env-", 1)),
         )
         self.caddy = Caddy(
             state / "caddy",
@@ -74,6 +102,8 @@ class LocalRuntime:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._started = False  # the unit tier opens a platform without starting a runtime
+        self._applied: list[AppRoute] | None = None  # what Caddy was last given
+        self._backoff: dict[str, _Backoff] = {}
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -94,7 +124,8 @@ class LocalRuntime:
         threading.Thread(target=self._watchdog, name="runtime-watchdog", daemon=True).start()
 
     def _watchdog(self, every: float = 2.0) -> None:
-        """Bring back supervisord or Caddy if they die (kill -9), with all processes and routes."""
+        """Bring back supervisord or Caddy if they die (kill -9), with all processes and routes;
+        restart crashed instances with backoff and keep them out of routes while down."""
         while not self._stop.wait(every):
             try:
                 if not self.supervisor.alive():
@@ -103,9 +134,48 @@ class LocalRuntime:
                 if not self.caddy.alive():
                     log.warning("Caddy is gone; restarting it and restoring routes")
                     self.caddy.start()
-                    self.apply_routes()
+                    self.apply_routes(force=True)
+                self.heal()
             except Exception:
                 log.exception("watchdog could not restore the runtime")
+
+    def heal(self) -> None:
+        """One pass of crash handling: restart FATAL instances whose backoff has passed, then
+        route only to web instances that can answer."""
+        infos = {i.name: i for i in self.supervisor.all()}
+        now = time.monotonic()
+        for inst in self._all_instances():
+            info = infos.get(inst.program)
+            if inst.state != "up" or info is None:
+                continue
+            backoff = self._backoff.get(inst.program)
+            if info.state == "FATAL":
+                backoff = self._backoff.setdefault(inst.program, _Backoff())
+                if backoff.next_at == 0.0:
+                    wait = min(CRASH_BACKOFF_BASE * 2**backoff.attempts, CRASH_BACKOFF_MAX)
+                    backoff.next_at = now + wait
+                    self._note(
+                        inst,
+                        f"crashed (exit status {info.exit_status}); restarting in {wait:.0f} s",
+                    )
+                elif now >= backoff.next_at:
+                    backoff.attempts += 1
+                    backoff.next_at = 0.0
+                    self.supervisor.start_program(inst.program)
+            elif (
+                backoff is not None
+                and info.state == "RUNNING"
+                and info.started_at is not None
+                and time.time() - info.started_at > CRASH_RESET
+            ):
+                del self._backoff[inst.program]
+        self.apply_routes()
+
+    def _note(self, inst: Instance, message: str) -> None:
+        """Add a line from Yurt to an instance's log (as Heroku's router and dyno manager do)."""
+        path = self._log_path(self._app_name(inst.app_id), inst.program)
+        with contextlib.suppress(OSError), path.open("a") as fh:
+            fh.write(f"yurt: {inst.process_type}.{inst.number} {message}\n")
 
     def _all_instances(self) -> list[Instance]:
         with self.sessions() as s:
@@ -125,25 +195,39 @@ class LocalRuntime:
 
     # -- routing -------------------------------------------------------------------------
 
-    def apply_routes(self) -> None:
-        """Make Caddy route every app's host to its instances that are up."""
+    def apply_routes(self, force: bool = False) -> None:
+        """Make Caddy route every app's hosts to its web instances that are up and not down
+        in supervisord (crashed, restarting). Caddy is only reloaded when the routes change."""
+        if not self._started:
+            return  # start() applies them
         with self.sessions() as s:
             apps = {a.id: a.name for a in s.scalars(select(App)).all()}
             ups = s.scalars(
                 select(Instance).where(Instance.state == "up", Instance.process_type == "web")
             ).all()
+            domains = s.scalars(select(Domain).order_by(Domain.hostname)).all()
+        try:
+            down = {i.name for i in self.supervisor.all() if i.state in DOWN_STATES}
+        except ProcessManagerError:
+            down = set()  # the watchdog restarts supervisord and comes back here
         upstreams: dict[str, list[str]] = {name: [] for name in apps.values()}
+        hosts: dict[str, list[str]] = {
+            name: [f"{name}.{self.settings.base_domain}"] for name in apps.values()
+        }
         for inst in ups:
-            if inst.app_id in apps and inst.port:
+            if inst.app_id in apps and inst.port and inst.program not in down:
                 upstreams[apps[inst.app_id]].append(f"127.0.0.1:{inst.port}")
+        for domain in domains:
+            if domain.app_id in apps:
+                hosts[apps[domain.app_id]].append(domain.hostname)
         routes = [
-            AppRoute(
-                app=name, hosts=(f"{name}.{self.settings.base_domain}",), upstreams=tuple(ups_)
-            )
+            AppRoute(app=name, hosts=tuple(hosts[name]), upstreams=tuple(sorted(ups_)))
             for name, ups_ in sorted(upstreams.items())
         ]
         with self._lock:
-            self.caddy.apply(routes)
+            if force or routes != self._applied:
+                self.caddy.apply(routes)
+                self._applied = routes
 
     # -- deploy --------------------------------------------------------------------------
 
@@ -263,6 +347,8 @@ class LocalRuntime:
             environment=self._env(spec, release_dir, ptype, number, port),
             user=self._user(spec.app),
             log_file=log_file,
+            startsecs=STARTSECS,
+            startretries=STARTRETRIES,
             stopwaitsecs=int(self.settings.kill_timeout),
         )
         inst = Instance(
@@ -361,6 +447,7 @@ class LocalRuntime:
 
     def _remove(self, instances: list[Instance]) -> None:
         for inst in instances:
+            self._backoff.pop(inst.program, None)
             try:
                 self.supervisor.remove(inst.program)
             except Exception:
@@ -403,7 +490,11 @@ class LocalRuntime:
                     port = _free_port() if ptype == "web" else None
                     started.append(self._start_instance(spec, release_dir, ptype, number, port))
         webs = [i for i in started if i.process_type == "web"]
-        self._await_healthy(spec, release_dir, webs, lambda _b: None)
+        try:
+            self._await_healthy(spec, release_dir, webs, lambda _b: None)
+        except DeployFailed:
+            self._remove(started)
+            raise
         self._mark(started, "up")
         self._mark(extra, "retiring")
         self.apply_routes()
@@ -427,11 +518,55 @@ class LocalRuntime:
                 )
             )
         webs = [i for i in fresh if i.process_type == "web"]
-        self._await_healthy(spec, release_dir, webs, lambda b: None)
+        try:
+            self._await_healthy(spec, release_dir, webs, lambda b: None)
+        except DeployFailed:
+            self._remove(fresh)
+            raise
         self._mark(old, "retiring")
         self._mark(fresh, "up")
         self.apply_routes()
         self._retire_later(old)
+
+    def stop_app(self, app_id: str) -> None:
+        """ps:stop: take the app out of the router, then stop all its instances."""
+        instances = self._instances(app_id)
+        self._mark(instances, "retiring")
+        self.apply_routes()
+        self._remove(instances)
+
+    def missing(self, app_id: str) -> bool:
+        """Whether the app's processes are gone from supervisord (after a reboot wiped the
+        tmpfs run dir, or someone removed them): instances recorded but not configured, or
+        none recorded at all."""
+        configured = set(self.supervisor.names())
+        instances = [i for i in self._instances(app_id) if i.state != "retiring"]
+        return not instances or any(i.program not in configured for i in instances)
+
+    def restore(self, spec: DeploySpec) -> None:
+        """Start the app's current release again from the DB (formation, release dir)."""
+        self._remove(
+            [
+                i
+                for i in self._instances(spec.app_id)
+                if i.program not in set(self.supervisor.names())
+            ]
+        )
+        self.scale(spec)
+
+    def prune(self, app: str, keep_versions: set[int]) -> None:
+        """Remove unpacked release dirs of versions not in ``keep_versions`` and not running."""
+        running = {i.release_version for i in self._instances_of(app)}
+        releases = self.apps_dir / app / "releases"
+        for path in releases.glob("v*"):
+            version = path.name.removeprefix("v").removesuffix(".partial")
+            if version.isdigit() and int(version) not in keep_versions | running:
+                shutil.rmtree(path, ignore_errors=True)
+
+    def _instances_of(self, app: str) -> list[Instance]:
+        with self.sessions() as s:
+            app_id = s.scalar(select(App.id).where(App.name == app))
+        return self._instances(app_id) if app_id else []
 
     def processes(self, app_id: str) -> list[ProcessView]:
         views = []
@@ -497,7 +632,7 @@ def _view(inst: Instance, info: ProgramInfo | None) -> ProcessView:
         state=state,
         release=inst.release_version,
         started_at=started,
-        restarts=None,
+        restarts=info.restarts if info else None,
         exit_status=info.exit_status if info else None,
         port=inst.port,
     )
@@ -532,9 +667,12 @@ def check_traversable(path: Path) -> None:
 
 
 def private_run_dir(data_dir: Path) -> Path:
-    """supervisord's state (socket, program confs with their environment) lives on a private
-    tmpfs-backed dir, not in the data dir: unix socket paths are limited to ~100 bytes, and
-    program environments will hold config vars, which must never be written to the data dir.
+    """supervisord's state (socket, program confs, env files) lives on a tmpfs-backed run dir,
+    not in the data dir: unix socket paths are limited to ~100 bytes, and env files hold config
+    vars, which must never be written to the data dir or survive a reboot on disk.
+
+    The base dir is traversable by others (0711) so app users can reach their env files in
+    ``env-<key>`` (0711, files 0400 each owned by its app's user); ``supervisor-<key>`` is 0700.
     """
     key = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
     if os.geteuid() == 0:
@@ -542,11 +680,12 @@ def private_run_dir(data_dir: Path) -> Path:
     else:
         fallback = f"/tmp/yurt-{os.geteuid()}"  # noqa: S108 - owner and mode checked below
         base = Path(os.environ.get("XDG_RUNTIME_DIR") or fallback)
-    base.mkdir(mode=0o700, parents=True, exist_ok=True)
+    base.mkdir(mode=0o711, parents=True, exist_ok=True)
     info = base.lstat()
     if info.st_uid != os.geteuid() or stat.S_ISLNK(info.st_mode):
         raise RuntimeError(f"{base} is not a private directory of this user; refusing to use it")
-    base.chmod(0o700)
+    if base == Path("/run/yurt"):
+        base.chmod(0o711)
     path = base / f"supervisor-{key}"
     path.mkdir(mode=0o700, exist_ok=True)
     return path

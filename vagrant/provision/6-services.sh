@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Stage 6 (node1): the cluster services as Nomad jobs (registry, Traefik), the Nomad namespace
+# for app jobs, and a summary of the addresses for the controller (issue #5) and for people.
+set -euo pipefail
+# shellcheck source=vagrant/lib.sh
+source "${YURT_DIR:-/yurt}/vagrant/lib.sh"
+
+is_server || die "6-services.sh runs on the server node only"
+: "${YURT_BASE_DOMAIN:?YURT_BASE_DOMAIN is set by the Vagrantfile}"
+stage "services: namespace $YURT_NOMAD_NAMESPACE, registry and traefik jobs"
+
+export NOMAD_ADDR=$NOMAD_LOCAL
+nomad namespace apply -description "Yurt apps: one service job per app, job ID = app name" \
+  "$YURT_NOMAD_NAMESPACE" >/dev/null
+
+# `nomad job run` is idempotent: an unchanged spec creates no new job version.
+for job in registry traefik; do
+  nomad job run -detach "$VAGRANT_DIR/jobs/$job.nomad.hcl" >/dev/null
+  log "submitted job $job"
+done
+
+service_passing() {
+  curl -fsS "$CONSUL_LOCAL/v1/health/service/$1?passing" | jq -e 'length > 0'
+}
+wait_until 300 "the registry to pass its Consul check" service_passing registry
+wait_until 300 "Traefik to start on this node" curl -fsS -o /dev/null "http://127.0.0.1:8081/ping"
+log "registry at $YURT_REGISTRY_ADDR, traefik on port $YURT_ROUTER_PORT"
+
+# Addresses the controller job (issue #5) and `vagrant ssh` users need, in one place.
+install -d -m 0755 "$STATE_DIR"
+cat >"$STATE_DIR/cluster-local.env" <<EOF
+# Written by vagrant/provision/6-services.sh; the shared contract is /yurt/vagrant/cluster.env.
+YURT_BASE_DOMAIN=$YURT_BASE_DOMAIN
+NOMAD_ADDR=http://$NODE_IP:$YURT_NOMAD_PORT
+CONSUL_HTTP_ADDR=http://$NODE_IP:$YURT_CONSUL_PORT
+VAULT_ADDR=http://$NODE_IP:$YURT_VAULT_PORT
+EOF
+log "wrote $STATE_DIR/cluster-local.env"
