@@ -11,12 +11,15 @@ from sqlalchemy.orm import sessionmaker
 from controller.apps.service import AppService
 from controller.auth import TokenService, load_or_create_hook_token
 from controller.builds.service import BuildService
+from controller.config.service import ConfigService
 from controller.db.engine import make_engine, make_sessionmaker, migrate
 from controller.domains.service import DomainService
 from controller.git.repos import Repos
 from controller.keys.service import KeyService
 from controller.releases.service import ReleaseService
 from controller.runtime.local.runtime import LocalRuntime
+from controller.secrets.openbao import EmbeddedOpenBao
+from controller.secrets.store import ConfigStore
 from controller.settings import Settings
 
 
@@ -33,6 +36,8 @@ class Platform:
     runtime: LocalRuntime
     releases: ReleaseService
     domains: DomainService
+    config: ConfigService
+    openbao: EmbeddedOpenBao | None  # None with an external Vault
 
     @classmethod
     def open(cls, settings: Settings) -> Platform:
@@ -62,9 +67,14 @@ class Platform:
         repos = Repos(settings)
         builds = BuildService(settings, sessions)
         runtime = LocalRuntime(settings, sessions)
-        releases = ReleaseService(sessions, runtime, keep=settings.releases_kept)
+        openbao, store = open_config_store(settings)
+        releases = ReleaseService(sessions, runtime, keep=settings.releases_kept, config=store)
+        config = ConfigService(sessions, store, releases)
         builds.after_build = releases.release_build
+        builds.build_config = config.for_build
+        releases.restore_config = config.restore
         apps = AppService(settings, sessions, repos, builds, runtime)
+        apps.destroy_config = config.destroy
         return cls(
             settings,
             engine,
@@ -77,8 +87,24 @@ class Platform:
             runtime,
             releases,
             DomainService(settings, sessions, runtime),
+            config,
+            openbao,
         )
+
+    def start_config_store(self) -> None:
+        """Start (or re-attach to) the embedded OpenBao; an external Vault is only checked
+        when used, so the server starts while it is down."""
+        if self.openbao is not None:
+            self.openbao.start()
 
     def close(self) -> None:
         self.builds.shutdown()
         self.engine.dispose()
+
+
+def open_config_store(settings: Settings) -> tuple[EmbeddedOpenBao | None, ConfigStore]:
+    """The external Vault named by the settings, else the embedded OpenBao in the data dir."""
+    if settings.vault is not None:
+        return None, ConfigStore.from_settings(settings.vault)
+    openbao = EmbeddedOpenBao(settings.data_dir / "openbao", settings.openbao_listen)
+    return openbao, openbao.store()

@@ -21,6 +21,7 @@ import click
 import waitress
 
 from controller import __version__
+from controller.secrets.store import VaultSettings
 from controller.settings import Settings, default_data_dir
 
 if TYPE_CHECKING:
@@ -125,6 +126,14 @@ log = logging.getLogger("yurt.server")
     help="Releases per app whose slugs are kept for rollback (the current one always is).",
 )
 @click.option(
+    "--openbao-listen",
+    envvar="YURT_OPENBAO_LISTEN",
+    default="127.0.0.1:7120",
+    show_default=True,
+    help="Loopback HOST:PORT of the embedded OpenBao that keeps config vars (it also uses "
+    "PORT+1). Not used when VAULT_ADDR names an external Vault/OpenBao.",
+)
+@click.option(
     "--threads",
     envvar="YURT_THREADS",
     type=click.IntRange(4, 512),
@@ -146,6 +155,7 @@ def server_command(
     base_domain: str,
     keep_apps: bool,
     keep_releases: int,
+    openbao_listen: str,
     threads: int,
 ) -> None:
     """Run the Yurt platform in the foreground (Ctrl-C or SIGTERM stops it)."""
@@ -162,6 +172,8 @@ def server_command(
         base_domain=base_domain,
         keep_apps=keep_apps,
         releases_kept=keep_releases,
+        openbao_listen=openbao_listen,
+        vault=_vault_settings(),
         threads=threads,
     )
     if buildpacks_dir is not None:
@@ -169,9 +181,28 @@ def server_command(
     _check_listen(listen, "--listen")
     _check_listen(router_listen, "--router-listen")
     _check_listen(router_admin_listen, "--router-admin-listen")
+    _check_listen(openbao_listen, "--openbao-listen")
     if ssh_listen:
         _check_listen(ssh_listen, "--ssh-listen")
     serve(settings)
+
+
+def _vault_settings() -> VaultSettings | None:
+    try:
+        return VaultSettings.from_env(os.environ)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _watch_config_store(platform: Platform, stop: threading.Event) -> None:
+    """Restart or unseal the embedded OpenBao if it dies or gets sealed."""
+    assert platform.openbao is not None
+    while not stop.wait(5.0):
+        try:
+            if platform.openbao.ensure_running():
+                log.warning("the embedded OpenBao was down or sealed; it is back")
+        except Exception:
+            log.exception("could not restore the embedded OpenBao")
 
 
 def _check_listen(value: str, option: str) -> None:
@@ -206,6 +237,12 @@ def serve(settings: Settings) -> None:
     for app in platform.repos.existing():
         platform.repos.configure(app)
     ssh = _start_ssh(platform) if settings.ssh_listen else None
+    platform.start_config_store()
+    stopping = threading.Event()
+    if platform.openbao is not None:
+        threading.Thread(
+            target=_watch_config_store, args=(platform, stopping), name="openbao", daemon=True
+        ).start()
     platform.runtime.start()
     platform.releases.recover()
     # Apps whose processes are gone (a reboot empties supervisord's tmpfs run dir) start again
@@ -245,8 +282,11 @@ def serve(settings: Settings) -> None:
     finally:
         click.echo("Yurt is stopping...", err=True)
         (settings.run_dir / "controller.json").unlink(missing_ok=True)
+        stopping.set()
         platform.close()
         platform.runtime.shutdown(keep_apps=settings.keep_apps)
+        if platform.openbao is not None and not settings.keep_apps:
+            platform.openbao.stop()
         if ssh is not None:
             ssh.stop()
         server.close()

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from controller.secrets.store import VaultSettings
+
 
 def default_data_dir() -> Path:
     """/var/lib/yurt as root (apps' users must reach their release dirs; /root is private),
@@ -40,6 +42,10 @@ class Settings:
     releases_kept: int = 10
     max_scale: int = 20
     threads: int = 32
+    # The embedded OpenBao (config vars) listens here and on the next port (raft cluster).
+    openbao_listen: str = "127.0.0.1:7120"
+    # An external Vault/OpenBao (VAULT_ADDR, ...) instead of the embedded one.
+    vault: VaultSettings | None = None
 
     @property
     def db_path(self) -> Path:

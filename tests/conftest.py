@@ -130,6 +130,16 @@ DATA_ROOT = Path("/tmp/yurt-test-data")
 _created_data_dirs: list[Path] = []
 
 
+def free_port_pair() -> int:
+    """A port P with P+1 free too (OpenBao's API and raft cluster ports)."""
+    for _ in range(50):
+        port = free_port()
+        with contextlib.suppress(OSError), socket.socket() as s:
+            s.bind(("127.0.0.1", port + 1))
+            return port
+    raise RuntimeError("no two free consecutive ports")
+
+
 def traversable_data_dir(tmp: Path) -> Path:
     link = tmp / "data"
     if link.is_symlink():
@@ -155,6 +165,8 @@ def start_server(
     home: Path | None = None,
     router_port: int | None = None,
     admin_port: int | None = None,
+    openbao_port: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Server:
     home = home or tmp / "home"
     data_dir = data_dir or traversable_data_dir(tmp)
@@ -162,11 +174,13 @@ def start_server(
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    env = base_env(home)
+    env = {**base_env(home), **(extra_env or {})}
     log_path = tmp / f"server-{port}.log"
     router_port = router_port or free_port()
     router = ["--router-listen", f"127.0.0.1:{router_port}"]
     router += ["--router-admin-listen", f"127.0.0.1:{admin_port or free_port()}"]
+    if "--openbao-listen" not in args:
+        router += ["--openbao-listen", f"127.0.0.1:{openbao_port or free_port_pair()}"]
     if "--keep-apps" not in args:
         router.append("--stop-apps")  # tests leave no supervisord or Caddy behind
     proc = subprocess.Popen(

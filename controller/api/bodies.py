@@ -81,3 +81,10 @@ class RestartRequest(Body):
 
 class DomainCreate(Body):
     hostname: str
+
+
+class ConfigPatch(Body):
+    """``{"vars": {"KEY": "value", "OLD": null}, "restart": true}``: set and unset at once."""
+
+    vars: dict[str, str | None]
+    restart: bool = True

@@ -10,6 +10,7 @@ from controller import __version__
 from controller.api.bodies import (
     AppCreate,
     AppUpdate,
+    ConfigPatch,
     DomainCreate,
     FormationUpdate,
     KeyCreate,
@@ -227,5 +228,33 @@ def app_logs(app: str) -> Response:
     if not 0 <= lines <= 10000:
         raise InvalidParams("lines must be between 0 and 10000.")
     ps = request.args.get("ps") or None
-    chunks = (line.encode() for line in p.runtime.logs(app, record.id, lines, follow, ps))
+    source = request.args.get("source", "app")
+    if source not in ("app", "router"):
+        raise InvalidParams("source must be 'app' (the processes' output) or 'router'.")
+    lines_iter = p.runtime.logs(app, record.id, lines, follow, ps, source)
+    chunks = (line.encode() for line in lines_iter)
     return Response(stream_with_context(chunks), mimetype="text/plain")
+
+
+@api.get("/apps/<app>/config")
+def get_config(app: str) -> Response:
+    p = platform()
+    config = p.config.get(p.apps.find(app))
+    return jsonify(vars=config.values, version=config.version)
+
+
+@api.patch("/apps/<app>/config")
+def update_config(app: str) -> Response:
+    body = parse_body(ConfigPatch)
+    if not body.vars:
+        raise InvalidParams('Give at least one config var, e.g. {"vars": {"KEY": "value"}}.')
+    set_values = {k: v for k, v in body.vars.items() if v is not None}
+    unset = [k for k, v in body.vars.items() if v is None]
+    p = platform()
+    result = p.config.update(p.apps.find(app), set_values, unset, body.restart)
+    return jsonify(
+        vars=result.config.values,
+        version=result.config.version,
+        changed=list(result.changed),
+        release=f"v{result.release}" if result.release else None,
+    )

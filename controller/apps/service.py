@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -57,6 +58,9 @@ class AppService:
         self.repos = repos
         self.builds = builds
         self.ssh_base: str | None = None  # set by the server when SSH push is enabled
+        # Deletes an app's config vars; set by the platform (the config store is optional in
+        # the unit tier).
+        self.destroy_config: Callable[[App], None] | None = None
 
     def view(self, app: App, detail: bool = False) -> AppView:
         with self.sessions() as s:
@@ -141,6 +145,8 @@ class AppService:
         """Cancel the app's builds, then remove its record, repo, build logs, cache and slugs."""
         app = self.find(name)
         view = self.view(app)
+        if app.config_version and self.destroy_config is not None:
+            self.destroy_config(app)  # first: if the store is down, nothing else is lost
         self.builds.cancel_all(app.id)
         self.runtime.destroy(app.name, app.id)
         with self.builds.app_locked(app.id), self.sessions.begin() as s:

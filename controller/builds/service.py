@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
 from ulid import ULID
 
-from controller import proc
+from controller import proc, tmpfs
 from controller.builds.log import BuildLog, LogCapExceeded, read_all
 from controller.builds.runner import (
     BuildCancelled,
@@ -38,7 +38,7 @@ from controller.builds.runner import (
     run_build,
 )
 from controller.db.models import App, Build, utcnow
-from controller.errors import Conflict, NotFound
+from controller.errors import Conflict, NotFound, YurtError
 from controller.names import check_build_id
 from controller.runtime.base import DeployFailed
 from controller.settings import Settings
@@ -113,6 +113,9 @@ class BuildService:
         self._guard = threading.Lock()
         self._active: dict[str, _Active] = {}
         self.after_build: AfterBuild | None = None
+        # The app's config vars for ENV_DIR (app id -> values); raises a YurtError when the
+        # config store cannot answer, which fails the build with that reason.
+        self.build_config: Callable[[str], dict[str, str]] | None = None
 
     # -- queries -------------------------------------------------------------------------
 
@@ -327,12 +330,15 @@ class BuildService:
         )
         timer.daemon = True
         timer.start()
+        env_root = tmpfs.private_dir(self.settings.data_dir, "builds")
+        env_dir: Path | None = None
         try:
+            env_dir = make_env_dir(env_root, self._config_values(active))
             req = BuildRequest(
                 source_tar=active.source,
                 work_dir=work,
                 cache_dir=self.settings.cache_dir / active.app_id,
-                env_dir=make_env_dir(work, {}),
+                env_dir=env_dir,
                 buildpacks_dir=self.settings.buildpacks_dir,
                 slug_path=self.settings.slugs_dir / active.app_id / f"{active.build_id}.tgz",
                 commit=active.commit,
@@ -347,6 +353,17 @@ class BuildService:
         finally:
             timer.cancel()
             shutil.rmtree(work, ignore_errors=True)
+            if env_dir is not None:
+                shutil.rmtree(env_dir, ignore_errors=True)
+
+    def _config_values(self, active: _Active) -> dict[str, str]:
+        """Config vars for ENV_DIR (kept on tmpfs, never in the data dir)."""
+        if self.build_config is None:
+            return {}
+        try:
+            return self.build_config(active.app_id)
+        except YurtError as exc:
+            raise BuildFailed(f"The build needs the app's config vars: {exc.message}") from None
 
     def _finish(self, active: _Active, status: str, error: str, result: BuildResult | None) -> None:
         values: dict[str, Any] = {"status": status, "finished_at": utcnow(), "error": error or None}

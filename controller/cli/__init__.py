@@ -14,7 +14,18 @@ from collections import defaultdict
 import click
 
 from controller import __version__
-from controller.cli import apps, auth, buildpacks, builds, domains, keys, logs, ps, releases
+from controller.cli import (
+    apps,
+    auth,
+    buildpacks,
+    builds,
+    configvars,
+    domains,
+    keys,
+    logs,
+    ps,
+    releases,
+)
 from controller.cli.errors import print_error
 
 # (topic, section title) in the order ``yurt --help`` shows them.
@@ -23,6 +34,7 @@ TOPICS = (
     ("apps", "Apps"),
     ("builds", "Builds"),
     ("releases", "Releases"),
+    ("config", "Config vars"),
     ("ps", "Processes"),
     ("domains", "Domains"),
     ("logs", "Logs"),
@@ -70,7 +82,7 @@ def cli() -> None:
     """Yurt: deploy apps with git push."""
 
 
-for _module in (auth, apps, builds, releases, ps, domains, logs, buildpacks, keys):
+for _module in (auth, apps, builds, releases, configvars, ps, domains, logs, buildpacks, keys):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
 

@@ -26,12 +26,22 @@ from controller.cli.context import State, app_option, pass_state, resolve_app
 @click.option(
     "-p", "--ps", "ps", metavar="TYPE", help="Only this process type (web) or process (web.1)."
 )
+@click.option(
+    "-s",
+    "--source",
+    type=click.Choice(["app", "router"]),
+    default="app",
+    show_default=True,
+    help="The processes' output, or the router's access lines for the app.",
+)
 @pass_state
-def logs(state: State, app: str | None, lines: int, tail: bool, ps: str | None) -> None:
+def logs(
+    state: State, app: str | None, lines: int, tail: bool, ps: str | None, source: str
+) -> None:
     """Show an app's logs (-t to follow them)."""
     name = resolve_app(app)
     client = state.client()
-    params = {"lines": str(lines), "tail": "true" if tail else "false"}
+    params = {"lines": str(lines), "tail": "true" if tail else "false", "source": source}
     if ps:
         params["ps"] = ps
     out = sys.stdout.buffer

@@ -25,6 +25,9 @@ class App(Base):
     # {"web": 2, "worker": 1}: how many instances of each process type should run.
     formation: Mapped[str] = mapped_column(Text, default="{}", server_default="{}")
     current_release_id: Mapped[str | None] = mapped_column(String(26), default=None)
+    # The newest KV version of the app's config vars (0: none). Only the number, never values:
+    # releases pin it, and apps without config never need the config store.
+    config_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # ps:stop: no process runs until ps:start or the next deploy.
     stopped: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
@@ -21,7 +21,14 @@ from ulid import ULID
 
 from controller.builds.runner import BuildResult
 from controller.db.models import App, Release, utcnow
-from controller.errors import Conflict, DeployError, InvalidParams, NotFound
+from controller.errors import (
+    ConfigStoreUnavailable,
+    Conflict,
+    DeployError,
+    InvalidParams,
+    NotFound,
+    YurtError,
+)
 from controller.runtime.base import DeployFailed, DeploySpec, Emit, Runtime
 
 log = logging.getLogger(__name__)
@@ -45,11 +52,27 @@ class ReleaseView:
     finished_at: datetime | None
 
 
+class ConfigValues(Protocol):
+    """Where a release's pinned config values come from (the config store)."""
+
+    def read(self, app: str, version: int | None = None) -> Any: ...
+
+
 class ReleaseService:
-    def __init__(self, sessions: sessionmaker[Any], runtime: Runtime, keep: int = 10) -> None:
+    def __init__(
+        self,
+        sessions: sessionmaker[Any],
+        runtime: Runtime,
+        keep: int = 10,
+        config: ConfigValues | None = None,
+    ) -> None:
         self.sessions = sessions
         self.runtime = runtime
         self.keep = keep  # releases whose slugs are kept for rollback (besides the current one)
+        self.config = config
+        # Makes an app's newest config equal to a pinned version's; returns the version that
+        # holds it (set by the platform: the config service).
+        self.restore_config: Callable[[App, int | None], int] | None = None
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
 
@@ -93,7 +116,9 @@ class ReleaseService:
     def release_build(
         self, app_id: str, build_id: str, commit: str, result: BuildResult, emit: Emit
     ) -> None:
-        """After a successful build: make a release of it and deploy it (in the push)."""
+        """After a successful build: make a release of it and deploy it (in the push). It pins
+        the app's newest config version at release time, so a config change made while the
+        build ran is not lost."""
         values = {
             "build_id": build_id,
             "slug_path": str(result.slug_path),
@@ -102,7 +127,34 @@ class ReleaseService:
             "process_types": json.dumps(result.process_types),
             "description": f"Deploy {commit[:7]}",
         }
-        self._create_and_deploy(app_id, values, emit)
+        self._create_and_deploy(app_id, values, emit, pin_latest_config=True)
+
+    def release_config(self, app: App, config_version: int, description: str) -> int | None:
+        """A new release of the current slug with another config version, deployed; None if
+        the app has no release yet (its first push will take the config)."""
+        with self._lock(app.id):
+            current = self.current(app.id)
+            if current is None:
+                return None
+            with self.sessions() as s:
+                row = s.get(App, app.id)
+                # A concurrent change may have written a newer version: never pin an older one.
+                config_version = max(config_version, row.config_version if row else 0)
+            values = {
+                "build_id": current.build_id,
+                "slug_path": current.slug_path,
+                "slug_checksum": current.slug_checksum,
+                "commit": current.commit,
+                "process_types": current.process_types,
+                "config_version": config_version,
+                "description": description,
+            }
+            release_id = self._create(app.id, values)
+            self._deploy(app.id, release_id, lambda _b: None)
+        with self.sessions() as s:
+            row = s.get(Release, release_id)
+            assert row is not None
+            return row.version
 
     def rollback(self, app: App, version: str | int | None) -> ReleaseView:
         with self.sessions() as s:
@@ -136,6 +188,10 @@ class ReleaseService:
                 "config_version": target.config_version,
                 "description": f"Rollback to v{target.version}",
             }
+        if self.restore_config is not None:
+            # The config vars become the target's again (a new KV version with its values),
+            # so config:* shows what runs and the next change starts from there.
+            values["config_version"] = self.restore_config(app, target.config_version)
         try:
             release_id = self._create_and_deploy(app.id, values, lambda _b: None)
         except DeployFailed as exc:
@@ -146,8 +202,14 @@ class ReleaseService:
             cur = s.get(App, app.id)
             return _view(row, app.name, cur is not None and cur.current_release_id == row.id)
 
-    def _create_and_deploy(self, app_id: str, values: dict[str, Any], emit: Emit) -> str:
+    def _create_and_deploy(
+        self, app_id: str, values: dict[str, Any], emit: Emit, pin_latest_config: bool = False
+    ) -> str:
         with self._lock(app_id):
+            if pin_latest_config:
+                with self.sessions() as s:
+                    app = s.get(App, app_id)
+                    values = {**values, "config_version": app.config_version if app else 0}
             release_id = self._create(app_id, values)
             self._deploy(app_id, release_id, emit)
         return release_id
@@ -165,14 +227,25 @@ class ReleaseService:
             assert app is not None
             types = json.loads(release.process_types)
             formation = default_formation(types, json.loads(app.formation or "{}"))
-            return DeploySpec(
-                app=app.name,
-                app_id=app.id,
-                version=release.version,
-                slug_path=Path(release.slug_path),
-                process_types=types,
-                formation=formation,
-            )
+            name = app.name
+        return DeploySpec(
+            app=name,
+            app_id=app_id,
+            version=release.version,
+            slug_path=Path(release.slug_path),
+            process_types=types,
+            formation=formation,
+            env=self.config_values(name, release.config_version),
+        )
+
+    def config_values(self, app: str, version: int | None) -> dict[str, str]:
+        """The config a release pinned; asks the config store only if there is one."""
+        if not version:
+            return {}
+        if self.config is None:
+            raise ConfigStoreUnavailable("No config store is configured on this server.")
+        values: dict[str, str] = self.config.read(app, version).values
+        return values
 
     def _deploy(self, app_id: str, release_id: str, emit: Emit) -> None:
         with self.sessions() as s:
@@ -181,7 +254,11 @@ class ReleaseService:
         self._set(release_id, status="deploying")
         emit(f"-----> Releasing v{release.version}\n".encode())
         try:
-            self.runtime.deploy(self.spec(app_id, release), emit)
+            try:
+                spec = self.spec(app_id, release)
+            except YurtError as exc:  # the config store is down, sealed, or lost the version
+                raise DeployFailed(exc.message) from None
+            self.runtime.deploy(spec, emit)
         except DeployFailed as exc:
             self._set(release_id, status="failed", error=str(exc), finished_at=utcnow())
             raise DeployFailed(
@@ -278,6 +355,16 @@ class ReleaseService:
             raise InvalidParams(
                 f"Unknown process type {process_type[:64]!r}; this release has: {', '.join(types)}."
             )
+        with self.sessions() as s:
+            row = s.get(App, app.id)
+            pending = row is not None and row.config_version != (release.config_version or 0)
+        if pending and row is not None:
+            # Config set with --no-restart: restarting releases it (Dokku's behaviour).
+            try:
+                self.release_config(app, row.config_version, "Apply pending config changes")
+            except DeployFailed as exc:
+                raise DeployError(f"Restart failed; the old processes keep running: {exc}") from exc
+            return
         with self._lock(app.id):
             try:
                 self.runtime.restart(self.spec(app.id, release), process_type)

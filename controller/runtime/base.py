@@ -56,7 +56,13 @@ class Runtime(Protocol):
     def processes(self, app_id: str) -> list[ProcessView]: ...
 
     def logs(
-        self, app: str, app_id: str, lines: int, follow: bool, ps: str | None
+        self,
+        app: str,
+        app_id: str,
+        lines: int,
+        follow: bool,
+        ps: str | None,
+        source: str = "app",
     ) -> Iterator[str]: ...
 
     def destroy(self, app: str, app_id: str) -> None: ...

@@ -97,6 +97,16 @@ def test_domains_route_validate_and_belong_to_one_app(server: Server, tmp_path: 
         f"http://127.0.0.1:{server.router_port}/", headers={"Host": "www.example.com"}, timeout=10
     )
     assert resp.status_code == 200 and resp.text.startswith("1 web.1")
+    # The router's access line for it, with logs --source router.
+    router_logs = wait_until(
+        lambda: (
+            "GET www.example.com/ 200"
+            in (out := server.cli("logs", "--source", "router", "-a", "web").stdout)
+            and out
+        ),
+        what="the router's access line",
+    )
+    assert str(router_logs).startswith("router | 20")
     listed = server.api("GET", "/api/apps/web/domains").json()
     assert [(d["hostname"], d["default"]) for d in listed] == [
         ("web.localhost", True),

@@ -8,16 +8,14 @@ grace, SIGKILL). If the new instances never get healthy nothing switches.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
 import shutil
 import socket
-import stat
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +25,7 @@ import requests
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import sessionmaker
 
-from controller import proc
+from controller import proc, tmpfs
 from controller.db.models import App, Domain, Instance
 from controller.runtime.base import DeployFailed, DeploySpec, Emit, ProcessView
 from controller.runtime.local import users
@@ -87,11 +85,10 @@ class LocalRuntime:
         state = settings.data_dir / "runtime"
         self.apps_dir = settings.data_dir / "apps"
         self.logs_dir = settings.data_dir / "logs"
-        run_dir = private_run_dir(settings.data_dir)
         self.supervisor = Supervisor(
-            run_dir,
+            private_run_dir(settings.data_dir),
             self.logs_dir / "supervisor",
-            env_dir=run_dir.with_name(run_dir.name.replace("supervisor-", "env-", 1)),
+            env_dir=tmpfs.private_dir(settings.data_dir, "env", 0o711),
         )
         self.caddy = Caddy(
             state / "caddy",
@@ -576,35 +573,27 @@ class LocalRuntime:
         return views
 
     def logs(
-        self, app: str, app_id: str, lines: int, follow: bool, ps: str | None
+        self,
+        app: str,
+        app_id: str,
+        lines: int,
+        follow: bool,
+        ps: str | None,
+        source: str = "app",
     ) -> Iterator[str]:
-        files = {
-            f"{i.process_type}.{i.number}": self._log_path(app, i.program)
-            for i in self._instances(app_id)
-            if ps in (None, i.process_type, f"{i.process_type}.{i.number}")
-        }
-        offsets: dict[str, int] = {}
-        for label, path in sorted(files.items()):
-            try:
-                text = path.read_text(errors="replace")
-            except OSError:
-                text = ""
-            for line in text.splitlines()[-lines:]:
-                yield f"{label} | {line}\n"
-            offsets[label] = len(text.encode())
-        while follow:
-            time.sleep(0.25)
-            for label, path in files.items():
-                try:
-                    with path.open("rb") as fh:
-                        fh.seek(offsets.get(label, 0))
-                        data = fh.read()
-                except OSError:
-                    continue
-                if data:
-                    offsets[label] = offsets.get(label, 0) + len(data)
-                    for line in data.decode(errors="replace").splitlines():
-                        yield f"{label} | {line}\n"
+        """The last ``lines`` of each instance's output (``source="app"``) or of the router's
+        access lines for the app (``"router"``), then, with ``follow``, new lines as they come."""
+        if source == "router":
+            files = {"router": self.caddy.access_log(app)}
+            fmt = _router_line
+        else:
+            files = {
+                f"{i.process_type}.{i.number}": self._log_path(app, i.program)
+                for i in self._instances(app_id)
+                if ps in (None, i.process_type, f"{i.process_type}.{i.number}")
+            }
+            fmt = _plain_line
+        yield from _tail_files(files, lines, follow, fmt)
 
     def destroy(self, app: str, app_id: str) -> None:
         instances = self._instances(app_id)
@@ -615,6 +604,55 @@ class LocalRuntime:
         shutil.rmtree(self.logs_dir / app, ignore_errors=True)
         if users.running_as_root():
             users.remove_user(app)
+
+
+def _plain_line(label: str, line: str) -> str:
+    return f"{label} | {line}\n"
+
+
+def _router_line(label: str, line: str) -> str:
+    """A Caddy JSON access line as ``router | TIME METHOD HOST/URI STATUS DURATION``."""
+    try:
+        entry = json.loads(line)
+        req = entry["request"]
+        when = datetime.fromtimestamp(float(entry["ts"]), UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        text = (
+            f"{when} {req['method']} {req['host']}{req['uri']} {entry['status']} "
+            f"{float(entry['duration']) * 1000:.1f}ms from {req.get('remote_ip', '?')}"
+        )
+    except (ValueError, KeyError, TypeError):
+        text = line
+    return f"{label} | {text}\n"
+
+
+def _tail_files(
+    files: dict[str, Path], lines: int, follow: bool, fmt: Callable[[str, str], str]
+) -> Iterator[str]:
+    offsets: dict[str, int] = {}
+    for label, path in sorted(files.items()):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            data = b""
+        for line in data.decode(errors="replace").splitlines()[-lines:] if lines else []:
+            yield fmt(label, line)
+        offsets[label] = len(data)
+    while follow:
+        time.sleep(0.25)
+        for label, path in files.items():
+            try:
+                with path.open("rb") as fh:
+                    if os.fstat(fh.fileno()).st_size < offsets.get(label, 0):
+                        offsets[label] = 0  # rotated
+                    fh.seek(offsets.get(label, 0))
+                    data = fh.read()
+            except OSError:
+                continue
+            data = data[: data.rfind(b"\n") + 1]  # whole lines only
+            if data:
+                offsets[label] = offsets.get(label, 0) + len(data)
+                for line in data.decode(errors="replace").splitlines():
+                    yield fmt(label, line)
 
 
 def _view(inst: Instance, info: ProgramInfo | None) -> ProcessView:
@@ -667,28 +705,10 @@ def check_traversable(path: Path) -> None:
 
 
 def private_run_dir(data_dir: Path) -> Path:
-    """supervisord's state (socket, program confs, env files) lives on a tmpfs-backed run dir,
-    not in the data dir: unix socket paths are limited to ~100 bytes, and env files hold config
-    vars, which must never be written to the data dir or survive a reboot on disk.
-
-    The base dir is traversable by others (0711) so app users can reach their env files in
-    ``env-<key>`` (0711, files 0400 each owned by its app's user); ``supervisor-<key>`` is 0700.
-    """
-    key = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
-    if os.geteuid() == 0:
-        base = Path("/run/yurt")
-    else:
-        fallback = f"/tmp/yurt-{os.geteuid()}"  # noqa: S108 - owner and mode checked below
-        base = Path(os.environ.get("XDG_RUNTIME_DIR") or fallback)
-    base.mkdir(mode=0o711, parents=True, exist_ok=True)
-    info = base.lstat()
-    if info.st_uid != os.geteuid() or stat.S_ISLNK(info.st_mode):
-        raise RuntimeError(f"{base} is not a private directory of this user; refusing to use it")
-    if base == Path("/run/yurt"):
-        base.chmod(0o711)
-    path = base / f"supervisor-{key}"
-    path.mkdir(mode=0o700, exist_ok=True)
-    return path
+    """supervisord's state (socket, program confs) lives on tmpfs, not in the data dir: unix
+    socket paths are limited to ~100 bytes, and its env files (``env-<key>`` beside it, see
+    :class:`Supervisor`) hold config vars, which must never be written to the data dir."""
+    return tmpfs.private_dir(data_dir, "supervisor")
 
 
 def _free_port() -> int:

@@ -1,0 +1,2 @@
+"""The fake Nomad agent: HCL parser (``jobspec``), API schema (``schema``), defaults and
+validation (``canonical``), state and scheduler (``state``), HTTP routes (``api``)."""
