@@ -47,17 +47,15 @@ class Platform:
         # 0711: app users may pass through to their own release dir (data/apps/APP, 0700,
         # owned by them) but cannot list the data dir; everything else inside is 0700.
         settings.data_dir.chmod(0o711)
-        private = (
-            settings.repos_dir,
-            settings.builds_dir,
-            settings.cache_dir,
-            settings.slugs_dir,
-            settings.run_dir,
-            settings.data_dir / "tmp",
-        )
+        private = (settings.repos_dir, settings.builds_dir, settings.slugs_dir, settings.run_dir)
         for d in private:
             d.mkdir(exist_ok=True)
             d.chmod(0o700)
+        # Builds run as each app's user: they pass through these (0711, not listable) to their
+        # own build and cache dirs (0700, owned by the app's user).
+        for d in (settings.cache_dir, settings.data_dir / "tmp"):
+            d.mkdir(exist_ok=True)
+            d.chmod(0o711)
         engine = make_engine(f"sqlite:///{settings.db_path}")
         migrate(engine)
         for db_file in settings.data_dir.glob("yurt.db*"):

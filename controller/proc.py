@@ -34,6 +34,7 @@ def run(
     input: bytes | None = None,
     check: bool = True,
     timeout: float | None = None,
+    preexec_fn: Callable[[], None] | None = None,
 ) -> Result:
     """Run a command to completion and capture its output."""
     args = [os.fspath(a) for a in argv]
@@ -45,6 +46,7 @@ def run(
         capture_output=True,
         timeout=timeout,
         check=False,
+        preexec_fn=preexec_fn,
     )
     out = done.stdout.decode("utf-8", "replace")
     err = done.stderr.decode("utf-8", "replace")

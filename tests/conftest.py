@@ -153,6 +153,21 @@ def traversable_data_dir(tmp: Path) -> Path:
     return link
 
 
+def shared_dir(tmp: Path) -> Path:
+    """A directory that builds and apps, which run as other users, can read and write too
+    (for gate and pid files a test hands to a fixture buildpack). Its real path, since the
+    ``tmp/shared`` link to it is in pytest's 0700 tmp dir."""
+    link = tmp / "shared"
+    if link.is_symlink():
+        return link.resolve()
+    DATA_ROOT.mkdir(mode=0o711, exist_ok=True)
+    real = Path(tempfile.mkdtemp(prefix="x-", dir=DATA_ROOT))
+    real.chmod(0o1777)
+    _created_data_dirs.append(real)
+    link.symlink_to(real)
+    return real
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
     for path in _created_data_dirs:
         shutil.rmtree(path, ignore_errors=True)

@@ -22,6 +22,7 @@ import yaml
 
 from controller import proc
 from controller.builds.procfile import ProcfileError, parse_procfile
+from controller.runtime.local import users
 
 # Fixed detection order (documented in docs/buildpacks.md): the first that detects wins.
 DETECTION_ORDER = ("nodejs", "python", "static", "procfile")
@@ -94,6 +95,8 @@ class BuildRequest:
     slug_path: Path
     commit: str
     pinned_buildpack: str | None = None
+    # (uid, gid) the buildpacks run as: the app's user when the server runs as root.
+    user: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,23 @@ class Runner:
         proc.run(["tar", "-xf", self.req.source_tar, "-C", self.build_dir])
         shutil.copytree(self.req.buildpacks_dir, self.packs_dir, symlinks=True)
         self._apply_slugignore()
+        self._hand_over()
+
+    def _hand_over(self) -> None:
+        """Give the build's files to the user the buildpacks run as (the cache only the first
+        time: afterwards everything in it was written by that user)."""
+        if self.req.user is None:
+            return
+        uid, gid = self.req.user
+        owner = f"{uid}:{gid}"
+        proc.run(["chown", "-R", owner, self.req.work_dir, self.req.env_dir])
+        cache = self.req.cache_dir
+        if cache.stat().st_uid != uid:
+            proc.run(["chown", "-R", owner, cache])
+        cache.chmod(0o700)
+
+    def _preexec(self) -> Callable[[], None] | None:
+        return users.drop_privileges(*self.req.user) if self.req.user else None
 
     def _apply_slugignore(self) -> None:
         ignore = self.build_dir / ".slugignore"
@@ -245,7 +265,13 @@ class Runner:
 
     def _detect(self, name: str) -> str | None:
         script = self.packs_dir / name / "bin" / "detect"
-        res = proc.run([script, self.build_dir], env=self.env, check=False, timeout=60)
+        res = proc.run(
+            [script, self.build_dir],
+            env=self.env,
+            check=False,
+            timeout=60,
+            preexec_fn=self._preexec(),
+        )
         if res.returncode != 0:
             return None
         return res.stdout.strip().splitlines()[0] if res.stdout.strip() else name
@@ -260,12 +286,18 @@ class Runner:
             cwd=self.build_dir,
             env=self.env,
             on_start=self.cancel.attach,
+            preexec_fn=self._preexec(),
         )
         self.cancel.check()
         if status != 0:
             raise BuildFailed(f"Push rejected, failed to compile {label} app.")
         self._source_export(self.packs_dir / name / "export")
-        res = proc.run([bin_dir / "release", self.build_dir], env=self.env, check=False)
+        res = proc.run(
+            [bin_dir / "release", self.build_dir],
+            env=self.env,
+            check=False,
+            preexec_fn=self._preexec(),
+        )
         if res.returncode != 0:
             raise BuildFailed(f"The {label} buildpack's bin/release failed: {res.stderr[-500:]}")
         try:
@@ -281,7 +313,12 @@ class Runner:
         if not export.is_file():
             return
         script = 'source "$1" >/dev/null 2>&1; env -0'
-        res = proc.run(["bash", "-c", script, "export", export], env=self.env, check=False)
+        res = proc.run(
+            ["bash", "-c", script, "export", export],
+            env=self.env,
+            check=False,
+            preexec_fn=self._preexec(),
+        )
         if res.returncode == 0:
             pairs = (item.split("=", 1) for item in res.stdout.split("\0") if "=" in item)
             self.env = {k: v for k, v in pairs if not k.startswith("BASH_") and k != "_"}

@@ -41,6 +41,7 @@ from controller.db.models import App, Build, utcnow
 from controller.errors import Conflict, NotFound, YurtError
 from controller.names import check_build_id
 from controller.runtime.base import DeployFailed
+from controller.runtime.local import users
 from controller.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -330,7 +331,11 @@ class BuildService:
         )
         timer.daemon = True
         timer.start()
-        env_root = tmpfs.private_dir(self.settings.data_dir, "builds")
+        # Buildpacks run as the app's user (as root): it must reach the work, cache and env
+        # dirs, whose parents are traversable (0711) but not listable.
+        work.parent.chmod(0o711)
+        env_root = tmpfs.private_dir(self.settings.data_dir, "builds", 0o711)
+        user = users.ensure_user(active.app_name) if users.running_as_root() else None
         env_dir: Path | None = None
         try:
             env_dir = make_env_dir(env_root, self._config_values(active))
@@ -343,6 +348,7 @@ class BuildService:
                 slug_path=self.settings.slugs_dir / active.app_id / f"{active.build_id}.tgz",
                 commit=active.commit,
                 pinned_buildpack=active.pinned,
+                user=user,
             )
             emit(
                 heading(

@@ -7,6 +7,7 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -216,6 +217,42 @@ def test_reboot_restores_every_app_from_the_db(tmp_path: Path) -> None:
         wait_until(lambda: srv2.app_get("web").status_code == 200, what="the app restored")
         assert sorted(processes(srv2)) == ["web.1", "web.2"]
         assert [r["version"] for r in releases(srv2, "web")] == [1]  # no new release
+    finally:
+        (srv2 or srv).stop()
+        if srv2 is None:
+            start_server(tmp_path, **ports).stop()
+
+
+def test_controller_killed_mid_deploy_leaves_the_old_release_serving(tmp_path: Path) -> None:
+    ports = {"router_port": free_port(), "admin_port": free_port()}
+    srv = start_server(tmp_path, "--keep-apps", **ports)
+    srv2: Server | None = None
+    try:
+        work = deploy_app(srv, tmp_path)
+        change(srv, work, "slow v2", VERSION="2", **{"slow-boot": "8"})
+        push = subprocess.Popen(
+            ["git", "push", "yurt", "main"],
+            cwd=work,
+            env=srv.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        # Kill the controller while v2 is starting (booting takes 8 s).
+        wait_until(
+            lambda: any(r["status"] == "deploying" for r in releases(srv, "web")),
+            what="v2 deploying",
+        )
+        time.sleep(1)
+        srv.stop(signal.SIGKILL)
+        push.wait(60)
+        assert push.returncode != 0
+        assert srv.app_get("web").text.startswith("1 ")  # never nothing
+        srv2 = start_server(tmp_path, **ports)
+        rels = {r["version"]: r for r in releases(srv2, "web")}
+        assert rels[2]["status"] == "failed" and "interrupted" in str(rels[2]["error"])
+        assert rels[1]["current"] is True
+        assert srv2.app_get("web").text.startswith("1 ")
+        assert {p["release"] for p in processes(srv2).values()} == {"v1"}
     finally:
         (srv2 or srv).stop()
         if srv2 is None:

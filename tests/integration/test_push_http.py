@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, Server, make_repo, start_server
+from tests.conftest import ROOT, Server, make_repo, shared_dir, start_server
 
 FIXTURE_PACKS = ROOT / "tests" / "fixtures" / "buildpacks"
 pytestmark = pytest.mark.integration
@@ -104,7 +104,7 @@ def builds(srv: Server, app: str) -> list[dict[str, object]]:
 
 
 def test_push_streams_output_live_and_lands(srv: Server, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+    gate = shared_dir(tmp_path) / "gate"
     work = new_app(srv, tmp_path, "live", {"slow.marker": str(gate)})
     push = start_push(srv, work, "main")
     early = read_until(push, "Slow buildpack started")
@@ -208,12 +208,12 @@ def test_cache_survives_between_builds_and_build_env(srv: Server, tmp_path: Path
 
 
 def test_concurrent_pushes_to_one_app_run_one_at_a_time(srv: Server, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+    gate = shared_dir(tmp_path) / "gate"
     work = new_app(srv, tmp_path, "queue", {"slow.marker": str(gate)})
     other = tmp_path / "other"
     srv.git("clone", "-q", str(work), str(other), cwd=tmp_path)
     srv.git("remote", "add", "yurt", f"{srv.url}/queue.git", cwd=other)
-    gate2 = tmp_path / "gate2"
+    gate2 = shared_dir(tmp_path) / "gate2"
     (other / "slow.marker").write_text(str(gate2))
     srv.git("add", "-A", cwd=other)
     srv.git("commit", "-qm", "second", cwd=other)
@@ -236,7 +236,7 @@ def test_concurrent_pushes_to_one_app_run_one_at_a_time(srv: Server, tmp_path: P
 
 
 def test_a_waiting_push_whose_base_moved_fails_fast(srv: Server, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+    gate = shared_dir(tmp_path) / "gate"
     work = new_app(srv, tmp_path, "racy", {"slow.marker": str(gate)})
     other = tmp_path / "other"
     srv.git("clone", "-q", str(work), str(other), cwd=tmp_path)
@@ -255,7 +255,7 @@ def test_a_waiting_push_whose_base_moved_fails_fast(srv: Server, tmp_path: Path)
 
 
 def test_cancel_stops_the_build_and_its_children(srv: Server, tmp_path: Path) -> None:
-    pidfile = tmp_path / "child.pid"
+    pidfile = shared_dir(tmp_path) / "child.pid"
     work = new_app(srv, tmp_path, "hangs", {"hang.marker": str(pidfile)})
     push = start_push(srv, work, "main")
     read_until(push, "Hanging")
@@ -294,7 +294,9 @@ def test_build_timeout_and_log_cap_fail_the_build(tmp_path: Path) -> None:
         "200000",
     )
     try:
-        work = new_app(srv, tmp_path, "slowpoke", {"hang.marker": str(tmp_path / "pid")})
+        work = new_app(
+            srv, tmp_path, "slowpoke", {"hang.marker": str(shared_dir(tmp_path) / "pid")}
+        )
         res = srv.git("push", "yurt", "main", cwd=work, check=False)
         assert res.returncode != 0 and "Build timed out after 2 s." in res.stderr
         loud = new_app(srv, tmp_path, "loud", {"noisy.marker": ""})
@@ -321,7 +323,7 @@ def test_large_push_works_with_default_client_settings(srv: Server, tmp_path: Pa
 
 
 def test_server_killed_mid_build_marks_it_interrupted(tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+    gate = shared_dir(tmp_path) / "gate"
     srv = start_server(tmp_path, "--buildpacks-dir", str(FIXTURE_PACKS))
     work = new_app(srv, tmp_path, "crashy", {"slow.marker": str(gate)})
     push = start_push(srv, work, "main")
@@ -345,7 +347,7 @@ def test_server_killed_mid_build_marks_it_interrupted(tmp_path: Path) -> None:
 
 
 def test_destroy_cancels_a_running_build(srv: Server, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+    gate = shared_dir(tmp_path) / "gate"
     work = new_app(srv, tmp_path, "doomed", {"slow.marker": str(gate)})
     push = start_push(srv, work, "main")
     read_until(push, "Slow buildpack started")
@@ -377,7 +379,7 @@ def test_dockerfile_and_undetectable_apps_get_clear_messages(tmp_path: Path) -> 
 
 
 def test_pusher_disconnect_does_not_stop_the_build(srv: Server, tmp_path: Path) -> None:
-    gate = tmp_path / "gate"
+    gate = shared_dir(tmp_path) / "gate"
     work = new_app(srv, tmp_path, "quitter", {"slow.marker": str(gate)})
     push = subprocess.Popen(
         ["git", "push", "yurt", "main"],
