@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:7100
 PYTEST_ARGS ?=
 LINT_DIRS := controller tests $(wildcard bench)
 
-.PHONY: venv deps system-deps lint format test test-fast demo stop clean check-cluster
+.PHONY: venv deps system-deps lint format test test-fast demo stop bench clean check-cluster
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,10 @@ demo: $(STAMP) system-deps
 
 stop:
 	@bash scripts/stop.sh "$(DATA)"
+
+# Benchmarks of the local runtime (not tests): writes BENCHMARKS.md; see bench/run.
+bench: $(STAMP)
+	@bash bench/run
 
 
 # Static checks of the `vagrant up` demo cluster (no VM boots): `vagrant validate` when Vagrant

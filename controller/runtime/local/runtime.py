@@ -454,7 +454,17 @@ class LocalRuntime:
 
     def _retire_later(self, instances: list[Instance]) -> None:
         if instances:
-            threading.Thread(target=self._remove, args=(instances,), daemon=True).start()
+            threading.Thread(target=self._drain_and_remove, args=(instances,), daemon=True).start()
+
+    def _drain_and_remove(self, instances: list[Instance]) -> None:
+        """Stop instances the router no longer sends to, once they have taken what it already
+        sent them. A web server that gets SIGTERM closes its listening socket and the kernel
+        resets every connection still in its accept queue, which Caddy answers with a 502; and
+        Caddy's previous config may still be dialing them just after a swap."""
+        ports = {i.port for i in instances if i.process_type == "web" and i.port}
+        if ports:
+            _wait_drained(ports, RETIRE_MIN_WAIT, self.settings.kill_timeout)
+        self._remove(instances)
 
     def is_serving(self, app_id: str, version: int) -> bool:
         return any(
@@ -530,7 +540,7 @@ class LocalRuntime:
         instances = self._instances(app_id)
         self._mark(instances, "retiring")
         self.apply_routes()
-        self._remove(instances)
+        self._drain_and_remove(instances)
 
     def missing(self, app_id: str) -> bool:
         """Whether the app's processes are gone from supervisord (after a reboot wiped the
@@ -709,6 +719,41 @@ def private_run_dir(data_dir: Path) -> Path:
     socket paths are limited to ~100 bytes, and its env files (``env-<key>`` beside it, see
     :class:`Supervisor`) hold config vars, which must never be written to the data dir."""
     return tmpfs.private_dir(data_dir, "supervisor")
+
+
+# After a route switch, old web instances get at least this long before SIGTERM (requests the
+# old config still dials), then until nothing waits on their port, at most kill_timeout.
+RETIRE_MIN_WAIT = 1.0
+RETIRE_QUIET_CHECKS = 3  # 0.1 s apart
+TCP_ESTABLISHED, TCP_SYN_RECV, TCP_LISTEN = "01", "03", "0A"
+
+
+def _port_busy(ports: set[int]) -> bool:
+    """Whether a connection to one of ``ports`` is not taken by the app yet: queued on the
+    listening socket (a LISTEN socket's rx_queue in /proc/net/tcp is its accept queue), in its
+    handshake, or accepted with request bytes still unread."""
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) not in ports:
+                continue
+            state, rx_queue = fields[3], int(fields[4].split(":")[1], 16)
+            if state == TCP_SYN_RECV or (state in (TCP_LISTEN, TCP_ESTABLISHED) and rx_queue):
+                return True
+    return False
+
+
+def _wait_drained(ports: set[int], min_wait: float, max_wait: float) -> None:
+    time.sleep(min_wait)
+    deadline = time.monotonic() + max_wait
+    quiet = 0
+    while quiet < RETIRE_QUIET_CHECKS and time.monotonic() < deadline:
+        quiet = 0 if _port_busy(ports) else quiet + 1
+        time.sleep(0.1)
 
 
 def _free_port() -> int:
