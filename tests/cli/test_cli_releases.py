@@ -261,18 +261,23 @@ def test_logs_streams_lines(invoke: Invoke, fake_api: FakeApi) -> None:
     result = invoke("logs", "-a", "hello")
     assert result.exit_code == 0
     assert result.stdout_bytes == text
-    assert fake_api.calls[0].url == f"{FAKE_URL}/api/apps/hello/logs?lines=100&tail=false"
+    assert (
+        fake_api.calls[0].url == f"{FAKE_URL}/api/apps/hello/logs?lines=100&tail=false&source=app"
+    )
 
 
 def test_logs_options_become_query_parameters(invoke: Invoke, fake_api: FakeApi) -> None:
     fake_api.routes[("GET", "/api/apps/hello/logs")] = (200, b"")
     assert invoke("logs", "-a", "hello", "-n", "5", "-t", "-p", "web.1").exit_code == 0
     assert invoke("logs", "-a", "hello", "--num", "0", "--tail", "--ps", "web").exit_code == 0
+    assert invoke("logs", "-a", "hello", "-s", "router").exit_code == 0
     urls = [c.url for c in fake_api.calls]
     assert urls == [
-        f"{FAKE_URL}/api/apps/hello/logs?lines=5&tail=true&ps=web.1",
-        f"{FAKE_URL}/api/apps/hello/logs?lines=0&tail=true&ps=web",
+        f"{FAKE_URL}/api/apps/hello/logs?lines=5&tail=true&source=app&ps=web.1",
+        f"{FAKE_URL}/api/apps/hello/logs?lines=0&tail=true&source=app&ps=web",
+        f"{FAKE_URL}/api/apps/hello/logs?lines=100&tail=false&source=router",
     ]
+    assert invoke("logs", "-a", "hello", "-s", "nginx").exit_code == 2
 
 
 def test_logs_negative_num_is_a_usage_error(invoke: Invoke, fake_api: FakeApi) -> None:

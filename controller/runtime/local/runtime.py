@@ -260,7 +260,12 @@ class LocalRuntime:
         proc.run(["tar", "-xzf", spec.slug_path, "-C", tmp])
         if users.running_as_root():
             uid, gid = self._owner(spec.app)
-            proc.run(["chown", "-R", f"{uid}:{gid}", tmp])
+            # Slugs built as the app's user unpack (as root, owners kept) already owned by it;
+            # walk the tree with chown only when some file is not (older or foreign slugs).
+            not_theirs = ["(", "!", "-uid", str(uid), "-o", "!", "-gid", str(gid), ")"]
+            foreign = proc.run(["find", tmp, *not_theirs, "-print", "-quit"])
+            if foreign.stdout.strip():
+                proc.run(["chown", "-R", f"{uid}:{gid}", tmp])
             for d in (app_dir, app_dir / "releases"):
                 shutil.chown(d, uid, gid)
                 d.chmod(0o700)
