@@ -46,7 +46,7 @@ def main() -> None:
             rounds.append(result)
         release = max(
             (srv.data_dir / "apps" / app / "releases").glob("v*"),
-            key=lambda p: int(p.name[1:]) if p.name[1:].isdigit() else -1,
+            key=lambda p: int(v) if (v := p.name[1:].partition("-")[0]).isdigit() else -1,
         )
         env = venv_env(release / ".yurt" / "python", release)
         floors = []

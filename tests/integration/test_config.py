@@ -110,7 +110,7 @@ def test_env_dir_at_build_time_and_nothing_leaks(tmp_path: Path) -> None:
         push = srv.git("push", "yurt", "main", cwd=work)
         builder = "yurt-web" if os.geteuid() == 0 else getpass.getuser()  # never root as root
         assert f"envcopy as {builder}: SECRET" in push.stderr
-        release_dir = srv.data_dir / "apps/web/releases/v1"
+        [release_dir] = (srv.data_dir / "apps/web/releases").glob("v1-*")
         assert (release_dir / ".env-at-build" / "SECRET").read_text() == planted
         assert env_of(srv, "SECRET") == planted
         srv.cli("config:set", "OTHER=1", "-a", "web")

@@ -41,7 +41,9 @@ def processes(srv: Server, app: str = "web") -> dict[str, dict[str, object]]:
 
 
 def release_dir(srv: Server, app: str, version: int) -> Path:
-    return srv.data_dir / "apps" / app / "releases" / f"v{version}"
+    """vN's unpacked dir (named vN-BUILD); a path that does not exist if there is none."""
+    found = sorted((srv.data_dir / "apps" / app / "releases").glob(f"v{version}-*"))
+    return found[0] if found else srv.data_dir / "apps" / app / "releases" / f"v{version}"
 
 
 def test_crash_loop_backs_off_shows_crashed_and_leaves_the_routes(
@@ -159,7 +161,13 @@ def test_old_slugs_and_release_dirs_are_pruned(tmp_path: Path) -> None:
         rels = {r["version"]: r for r in releases(srv, "web")}
         slugs = sorted((srv.data_dir / "slugs").rglob("*.tgz"))
         assert len(slugs) == 2, slugs
-        assert not release_dir(srv, "web", 1).exists() and not release_dir(srv, "web", 2).exists()
+        # v2's dir goes once its instances have been retired (they drain first).
+        wait_until(
+            lambda: (
+                not release_dir(srv, "web", 1).exists() and not release_dir(srv, "web", 2).exists()
+            ),
+            what="v1 and v2 release dirs pruned",
+        )
         assert release_dir(srv, "web", 4).exists()
         pruned = srv.api("POST", "/api/apps/web/releases", json={"release": "v1"})
         assert pruned.status_code == 422 and "pruned" in pruned.json()["message"]
@@ -257,3 +265,29 @@ def test_controller_killed_mid_deploy_leaves_the_old_release_serving(tmp_path: P
         (srv2 or srv).stop()
         if srv2 is None:
             start_server(tmp_path, **ports).stop()
+
+
+def test_a_recreated_app_user_gets_the_release_dir_back(server: Server, tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("per-app users need root; as a normal user apps share its rights")
+    import pwd
+
+    # Its own app name: other tests (and other workers) run apps as yurt-web meanwhile.
+    deploy_app(server, tmp_path, "reuid")
+    old_uid = pwd.getpwnam("yurt-reuid").pw_uid
+    # What another Yurt on the machine (or apps:destroy + create) can do: the user comes back
+    # with another uid, and the release dir still belongs to the old one.
+    filler = f"yurt-filler-{os.getpid()}"
+    try:
+        server.cli("ps:stop", "-a", "reuid")
+        subprocess.run(["userdel", "yurt-reuid"], check=True)
+        # The filler takes the freed uid, so the re-created user gets another one.
+        subprocess.run(["useradd", "--system", "--no-create-home", filler], check=True)
+        subprocess.run(["useradd", "--system", "--no-create-home", "yurt-reuid"], check=True)
+        assert pwd.getpwnam("yurt-reuid").pw_uid != old_uid
+        server.cli("ps:start", "-a", "reuid")
+        assert server.app_get("reuid").status_code == 200
+        new_uid = pwd.getpwnam("yurt-reuid").pw_uid
+        assert release_dir(server, "reuid", 1).stat().st_uid == new_uid
+    finally:
+        subprocess.run(["userdel", filler], check=False)

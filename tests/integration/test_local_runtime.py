@@ -13,6 +13,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from controller import tmpfs
 from tests.conftest import ROOT, Server, make_repo, start_server
 
 pytestmark = pytest.mark.integration
@@ -68,12 +69,27 @@ def test_processes_run_as_an_unprivileged_user_who_cannot_read_secrets(
     import pwd
 
     uid = pwd.getpwnam("yurt-web").pw_uid
-    release = Path(server.data_dir) / "apps" / "web" / "releases" / "v1"
+    [release] = (Path(server.data_dir) / "apps" / "web" / "releases").glob("v1-*")
     owners = {p.lstat().st_uid for p in [release, *release.rglob("*")]}
     assert owners == {uid}  # built as the app's user, unpacked as its files
-    for secret in ("admin-token", "run/hook-token", "yurt.db"):
-        resp = server.app_get("web", f"/read{server.data_dir / secret}")
-        assert resp.status_code == 403 and "Permission" in resp.text, secret
+    deploy_app(server, tmp_path, "other")
+    [other_release] = (Path(server.data_dir) / "apps" / "other" / "releases").glob("v1-*")
+    env_dir = tmpfs.private_dir(Path(server.data_dir), "env", 0o711)
+    [other_env] = env_dir.glob("other-*.env")
+    data = Path(server.data_dir).resolve()
+    private = [
+        data / "admin-token",
+        data / "run/hook-token",
+        data / "yurt.db",
+        data / "openbao/init.json",  # OpenBao's unseal key and root token
+        data / "openbao/controller-token",
+        other_release / "server.py",  # another app's source
+        data / "logs/other",  # its logs
+        other_env,  # its config
+    ]
+    for path in private:
+        resp = server.app_get("web", f"/read{path}")
+        assert resp.status_code == 403 and "Permission" in resp.text, path
 
 
 def test_zero_failed_requests_across_deploys_and_rollback(server: Server, tmp_path: Path) -> None:

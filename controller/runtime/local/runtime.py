@@ -101,6 +101,7 @@ class LocalRuntime:
         self._started = False  # the unit tier opens a platform without starting a runtime
         self._applied: list[AppRoute] | None = None  # what Caddy was last given
         self._backoff: dict[str, _Backoff] = {}
+        self._kept: dict[str, set[int]] = {}  # per app: the release versions prune() keeps
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -249,10 +250,14 @@ class LocalRuntime:
         self._retire_later(old)
 
     def _unpack(self, spec: DeploySpec) -> Path:
-        """The release dir, unpacked from the slug (and handed to the app's user) once."""
+        """The release dir, unpacked from the slug (and handed to the app's user) once.
+
+        Its name carries the slug's build id, so a dir left by an older data dir or DB with
+        the same version number is never mistaken for this release."""
         app_dir = self.apps_dir / spec.app
-        release_dir = app_dir / "releases" / f"v{spec.version}"
+        release_dir = app_dir / "releases" / release_dir_name(spec.version, spec.slug_path)
         if release_dir.exists():
+            self._check_owner(spec.app, app_dir, release_dir)
             return release_dir
         tmp = release_dir.with_name(release_dir.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
@@ -271,6 +276,18 @@ class LocalRuntime:
                 d.chmod(0o700)
         tmp.rename(release_dir)
         return release_dir
+
+    def _check_owner(self, app: str, app_dir: Path, release_dir: Path) -> None:
+        """Hand an existing release dir to the app's user again if that user was re-created
+        with another uid (apps:destroy and create, or another Yurt on the same machine)."""
+        if not users.running_as_root():
+            return
+        uid, gid = self._owner(app)
+        if release_dir.stat().st_uid != uid:
+            proc.run(["chown", "-R", f"{uid}:{gid}", release_dir])
+        for d in (app_dir, app_dir / "releases"):
+            if d.stat().st_uid != uid:
+                shutil.chown(d, uid, gid)
 
     def _log_path(self, app: str, program: str) -> Path:
         return self.logs_dir / app / f"{program}.log"
@@ -470,6 +487,10 @@ class LocalRuntime:
         if ports:
             _wait_drained(ports, RETIRE_MIN_WAIT, self.settings.kill_timeout)
         self._remove(instances)
+        # Their release dirs may be pruned now (prune() skips the dirs of running instances).
+        for app in {self._app_name(i.app_id) for i in instances}:
+            if app in self._kept:
+                self.prune(app, self._kept[app])
 
     def is_serving(self, app_id: str, version: int) -> bool:
         return any(
@@ -567,11 +588,13 @@ class LocalRuntime:
         self.scale(spec)
 
     def prune(self, app: str, keep_versions: set[int]) -> None:
-        """Remove unpacked release dirs of versions not in ``keep_versions`` and not running."""
+        """Remove unpacked release dirs of versions not in ``keep_versions`` and not running
+        (those go when their instances are retired)."""
+        self._kept[app] = set(keep_versions)
         running = {i.release_version for i in self._instances_of(app)}
         releases = self.apps_dir / app / "releases"
         for path in releases.glob("v*"):
-            version = path.name.removeprefix("v").removesuffix(".partial")
+            version = path.name.removeprefix("v").partition("-")[0]
             if version.isdigit() and int(version) not in keep_versions | running:
                 shutil.rmtree(path, ignore_errors=True)
 
@@ -615,6 +638,7 @@ class LocalRuntime:
         if self._started:
             self._remove(instances)
             self.apply_routes()
+        self._kept.pop(app, None)
         shutil.rmtree(self.apps_dir / app, ignore_errors=True)
         shutil.rmtree(self.logs_dir / app, ignore_errors=True)
         if users.running_as_root():
@@ -689,6 +713,11 @@ def _view(inst: Instance, info: ProgramInfo | None) -> ProcessView:
         exit_status=info.exit_status if info else None,
         port=inst.port,
     )
+
+
+def release_dir_name(version: int, slug_path: Path) -> str:
+    """``v3-<build id>``: the version users see, and the slug it was unpacked from."""
+    return f"v{version}-{slug_path.name.removesuffix('.tgz')}"
 
 
 def read_healthcheck(release_dir: Path) -> HealthCheck:
