@@ -258,7 +258,15 @@ class ReleaseService:
                 spec = self.spec(app_id, release)
             except YurtError as exc:  # the config store is down, sealed, or lost the version
                 raise DeployFailed(exc.message) from None
-            self.runtime.deploy(spec, emit)
+            try:
+                self.runtime.deploy(spec, emit)
+            except DeployFailed:
+                raise
+            except Exception as exc:  # the release must end recorded, whatever broke
+                log.exception("deploying %s v%s crashed", app_id, release.version)
+                raise DeployFailed(
+                    f"Internal error while deploying ({type(exc).__name__}); see the server log."
+                ) from exc
         except DeployFailed as exc:
             self._set(release_id, status="failed", error=str(exc), finished_at=utcnow())
             raise DeployFailed(

@@ -463,3 +463,15 @@ time.sleep(1000)
         sup.remove("isolated")
         secret.unlink()
         secrets.rmdir()
+
+
+def test_a_conf_whose_user_is_gone_is_dropped_instead_of_blocking_start(
+    sup: Supervisor, tmp_path: Path
+) -> None:
+    program = python_program(sup, "orphaned", "print(1)", user="yurt-no-such-user-x")
+    sup.conf_dir.mkdir(parents=True, exist_ok=True)
+    (sup.conf_dir / "orphaned.conf").write_text(
+        render_program(program, sup.marker, sup.env_dir / "orphaned.env")
+    )
+    assert sup.start() is True  # supervisord would refuse to start with that conf
+    assert sup.alive() and sup.names() == []

@@ -593,9 +593,14 @@ class LocalRuntime:
         self._kept[app] = set(keep_versions)
         running = {i.release_version for i in self._instances_of(app)}
         releases = self.apps_dir / app / "releases"
+        newest = max(keep_versions, default=0)
         for path in releases.glob("v*"):
+            if path.name.endswith(".partial"):
+                continue  # being unpacked right now
             version = path.name.removeprefix("v").partition("-")[0]
-            if version.isdigit() and int(version) not in keep_versions | running:
+            if not version.isdigit() or int(version) > newest:
+                continue  # a release newer than the ones counted (deploying now)
+            if int(version) not in keep_versions | running:
                 shutil.rmtree(path, ignore_errors=True)
 
     def _instances_of(self, app: str) -> list[Instance]:

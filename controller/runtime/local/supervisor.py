@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import http.client
+import logging
 import os
 import pwd
 import re
@@ -39,6 +40,8 @@ from pathlib import Path
 from typing import Any
 
 from controller import proc
+
+log = logging.getLogger(__name__)
 
 PROGRAM_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,100}\Z")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\Z")
@@ -357,6 +360,7 @@ class Supervisor:
         if self.alive():
             return False
         self._prepare_dirs()
+        self._drop_unrunnable()
         minfds = min(4096, resource.getrlimit(resource.RLIMIT_NOFILE)[1])
         _write_atomic(self.conf_file, render_supervisord(self.state_dir, self.logs_dir, minfds))
         # Instances left running by a supervisord that was killed would hold their ports.
@@ -485,6 +489,21 @@ class Supervisor:
         if not PROGRAM_NAME_RE.match(name):
             raise ValueError(f"invalid program name {name!r}")
         return self.conf_dir / f"{name}.conf"
+
+    def _drop_unrunnable(self) -> None:
+        """Remove confs naming a user that no longer exists: supervisord refuses to start at
+        all with one of them, which would take every app down. Their owner (the runtime)
+        sees them missing and starts them again."""
+        for conf in self.conf_dir.glob("*.conf"):
+            found = re.search(r"^user=(.*)$", conf.read_text(errors="replace"), re.M)
+            if found is None:
+                continue
+            try:
+                pwd.getpwnam(found.group(1))
+            except KeyError:
+                log.warning("dropping %s: its user %s no longer exists", conf.name, found.group(1))
+                conf.unlink(missing_ok=True)
+                self._env_file(conf.stem).unlink(missing_ok=True)
 
     def _env_file(self, name: str) -> Path:
         if not PROGRAM_NAME_RE.match(name):
