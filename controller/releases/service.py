@@ -351,6 +351,10 @@ class ReleaseService:
                     restored = [*restored, app.name]
                 except DeployFailed as exc:
                     log.error("could not restore %s v%s: %s", app.name, release.version, exc)
+                except YurtError as exc:  # e.g. the config store is down: try the others
+                    log.error(
+                        "could not restore %s v%s: %s", app.name, release.version, exc.message
+                    )
         return restored
 
     def restart(self, app: App, process_type: str | None) -> None:
