@@ -277,17 +277,16 @@ def test_a_recreated_app_user_gets_the_release_dir_back(server: Server, tmp_path
     old_uid = pwd.getpwnam("yurt-reuid").pw_uid
     # What another Yurt on the machine (or apps:destroy + create) can do: the user comes back
     # with another uid, and the release dir still belongs to the old one.
-    filler = f"yurt-filler-{os.getpid()}"
-    try:
-        server.cli("ps:stop", "-a", "reuid")
-        subprocess.run(["userdel", "yurt-reuid"], check=True)
-        # The filler takes the freed uid, so the re-created user gets another one.
-        subprocess.run(["useradd", "--system", "--no-create-home", filler], check=True)
-        subprocess.run(["useradd", "--system", "--no-create-home", "yurt-reuid"], check=True)
-        assert pwd.getpwnam("yurt-reuid").pw_uid != old_uid
-        server.cli("ps:start", "-a", "reuid")
-        assert server.app_get("reuid").status_code == 200
-        new_uid = pwd.getpwnam("yurt-reuid").pw_uid
-        assert release_dir(server, "reuid", 1).stat().st_uid == new_uid
-    finally:
-        subprocess.run(["userdel", filler], check=False)
+    # An explicit uid no other user has (useradd's own choice may reuse the freed one).
+    taken = {entry.pw_uid for entry in pwd.getpwall()}
+    new_uid = next(u for u in range(60000, 61000) if u not in taken)
+    server.cli("ps:stop", "-a", "reuid")
+    subprocess.run(["userdel", "yurt-reuid"], check=True)
+    subprocess.run(
+        ["useradd", "--system", "--no-create-home", "-u", str(new_uid), "yurt-reuid"],
+        check=True,
+    )
+    assert pwd.getpwnam("yurt-reuid").pw_uid == new_uid != old_uid
+    server.cli("ps:start", "-a", "reuid")
+    assert server.app_get("reuid").status_code == 200
+    assert release_dir(server, "reuid", 1).stat().st_uid == new_uid
