@@ -31,8 +31,8 @@ import hvac
 import hvac.exceptions as hv
 import requests
 
+from controller.daemon import Daemon
 from controller.errors import ConfigStoreUnavailable
-from controller.secrets.daemon import Daemon
 from controller.secrets.store import DEFAULT_MOUNT, DEFAULT_PREFIX, ConfigStore, check_kv_path
 
 POLICY_NAME = "yurt-controller"

@@ -19,11 +19,11 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from controller.daemon import pid_running
 from controller.runtime.local.caddy import (
     AppRoute,
     Caddy,
     RouterError,
-    _pid_running,
     caddy_config,
 )
 from tests.conftest import free_port
@@ -287,7 +287,7 @@ def test_stop_ends_the_process(router: Router, caddy: Caddy) -> None:
 
     caddy.stop()
 
-    assert not _pid_running(pid)
+    assert not pid_running(pid)
     assert not caddy.alive()
     assert not (router.root / "state" / "caddy.pid").exists()
 

@@ -15,8 +15,8 @@ import hvac
 import hvac.exceptions as hv
 import pytest
 
+from controller.daemon import Daemon
 from controller.errors import ConfigStoreUnavailable
-from controller.secrets.daemon import Daemon
 from controller.secrets.openbao import POLICY_NAME, EmbeddedOpenBao, check_loopback
 from controller.secrets.store import ConfigVersion
 from tests.secrets.conftest import PLANTED, free_port_pair

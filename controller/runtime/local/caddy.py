@@ -35,6 +35,8 @@ from typing import Any
 
 import requests
 
+from controller.daemon import cmdline, pid_running
+
 SERVER_NAME = "yurt"
 ROUTE_ID_PREFIX = "yurt-app-"  # @id of each app's route; routes() reads the app name back from it
 CATCH_ALL_ID = "yurt-catch-all"
@@ -291,22 +293,6 @@ def caddy_binary() -> str:
     return found
 
 
-def _pid_running(pid: int) -> bool:
-    """True if the process exists and is not a zombie (Linux /proc)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def _cmdline(pid: int) -> list[str]:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return []
-
-
 def _port_open(address: str) -> bool:
     host, _, port = address.rpartition(":")
     try:
@@ -402,8 +388,8 @@ class Caddy:
             return None
         if self._child is not None and self._child.pid == pid:
             self._child.poll()  # reap it if it died, so it does not linger as a zombie
-        argv = _cmdline(pid)
-        if not _pid_running(pid) or "run" not in argv or str(self.config_path) not in argv:
+        argv = cmdline(pid)
+        if not pid_running(pid) or "run" not in argv or str(self.config_path) not in argv:
             return None
         return pid
 
@@ -452,7 +438,7 @@ class Caddy:
         while time.monotonic() < deadline:
             if self._child is not None and self._child.pid == pid:
                 self._child.poll()
-            if not _pid_running(pid):
+            if not pid_running(pid):
                 return True
             time.sleep(0.05)
         return False

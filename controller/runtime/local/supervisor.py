@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from controller import proc
+from controller.daemon import pid_running
 
 log = logging.getLogger(__name__)
 
@@ -666,18 +667,9 @@ def _signal_groups(pids: list[int], sig: int) -> None:
             os.kill(pid, sig)
 
 
-def _is_running(pid: int) -> bool:
-    """True unless ``pid`` is gone or a zombie (our daemons are not our children to reap)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
-
-
 def _wait_gone(pids: list[int], timeout: float) -> bool:
     deadline = time.monotonic() + timeout
-    while any(_is_running(pid) for pid in pids):
+    while any(pid_running(pid) for pid in pids):
         if time.monotonic() > deadline:
             return False
         time.sleep(0.05)

@@ -2,8 +2,8 @@
 
 The process runs in its own session with its output in a log file, so a controller that dies
 (even by SIGKILL) leaves it running; the next controller reads the pid file and re-attaches if
-that pid is still the same command. Nothing here is specific to OpenBao: Caddy
-(``controller/runtime/local/caddy.py``) follows the same pattern and could share this module.
+that pid is still the same command. Used for OpenBao (``controller/secrets/openbao.py``);
+Caddy and supervisord use its process checks (:func:`pid_running`, :func:`cmdline`).
 """
 
 from __future__ import annotations
