@@ -13,10 +13,12 @@ from controller.auth import TokenService, load_or_create_hook_token
 from controller.builds.service import BuildService
 from controller.config.service import ConfigService
 from controller.db.engine import make_engine, make_sessionmaker, migrate
+from controller.db.models import App
 from controller.domains.service import DomainService
 from controller.git.repos import Repos
 from controller.keys.service import KeyService
 from controller.releases.service import ReleaseService
+from controller.runtime.base import DeployFailed, DeploySpec, Runtime
 from controller.runtime.local.runtime import LocalRuntime
 from controller.secrets.openbao import EmbeddedOpenBao
 from controller.secrets.store import ConfigStore
@@ -33,7 +35,7 @@ class Platform:
     builds: BuildService
     apps: AppService
     keys: KeyService
-    runtime: LocalRuntime
+    runtime: Runtime
     releases: ReleaseService
     domains: DomainService
     config: ConfigService
@@ -64,7 +66,7 @@ class Platform:
         tokens = TokenService(sessions, load_or_create_hook_token(settings.hook_token_file))
         repos = Repos(settings)
         builds = BuildService(settings, sessions)
-        runtime = LocalRuntime(settings, sessions)
+        runtime = make_runtime(settings, sessions, builds)
         openbao, store = open_config_store(settings)
         releases = ReleaseService(sessions, runtime, keep=settings.releases_kept, config=store)
         config = ConfigService(sessions, store, releases)
@@ -106,3 +108,65 @@ def open_config_store(settings: Settings) -> tuple[EmbeddedOpenBao | None, Confi
         return None, ConfigStore.from_settings(settings.vault)
     openbao = EmbeddedOpenBao(settings.data_dir / "openbao", settings.openbao_listen)
     return openbao, openbao.store()
+
+
+def make_runtime(settings: Settings, sessions: sessionmaker[Any], builds: BuildService) -> Runtime:
+    """The local runtime, or with ``--runtime nomad`` the cluster's (and its builder)."""
+    if settings.runtime != "nomad":
+        return LocalRuntime(settings, sessions)
+    from controller.runtime.nomad.builds import NomadBuilder
+    from controller.runtime.nomad.client import NomadClient
+    from controller.runtime.nomad.jobspec import BuildJobSpec
+    from controller.runtime.nomad.runtime import (
+        NomadRuntime,
+        NomadRuntimeSettings,
+        ReleaseImage,
+    )
+
+    cluster = settings.cluster
+    if cluster is None:
+        raise ValueError("the nomad runtime needs the cluster's settings")
+    client = NomadClient(cluster.nomad)
+
+    def image_for(spec: DeploySpec) -> ReleaseImage:
+        if not spec.image or not spec.build_id:
+            raise DeployFailed(
+                f"v{spec.version} has no image: it was built by the local runtime; push again"
+            )
+        return ReleaseImage(image=spec.image, build_id=spec.build_id)
+
+    def app_for(app_id: str) -> str:
+        with sessions() as s:
+            app = s.get(App, app_id)
+            if app is None:
+                raise LookupError(f"unknown app id {app_id!r}")
+            return app.name
+
+    runtime = NomadRuntime(
+        client,
+        NomadRuntimeSettings(
+            namespace=cluster.nomad.namespace,
+            region=cluster.nomad.region or "global",
+            datacenters=cluster.datacenters,
+            base_domain=settings.base_domain,
+            router=cluster.router,
+            deploy_timeout=cluster.deploy_timeout,
+        ),
+        image_for=image_for,
+        config_version_for=lambda spec: spec.config_version or None,
+        app_for=app_for,
+    )
+    builds.remote = NomadBuilder(
+        client,
+        BuildJobSpec(
+            builder_image=cluster.builder,
+            controller_url=cluster.controller_url or settings.base_url,
+            registry=cluster.registry,
+            namespace=cluster.nomad.namespace,
+            region=cluster.nomad.region or "global",
+            datacenters=cluster.datacenters,
+        ),
+        settings.cache_dir,
+        stack_image=cluster.stack_image or None,
+    )
+    return runtime

@@ -22,7 +22,7 @@ import waitress
 
 from controller import __version__
 from controller.secrets.store import VaultSettings
-from controller.settings import Settings, default_data_dir
+from controller.settings import ClusterSettings, Settings, default_data_dir
 
 if TYPE_CHECKING:
     from controller.git.ssh import SshServer
@@ -134,6 +134,57 @@ log = logging.getLogger("yurt.server")
     "PORT+1). Not used when VAULT_ADDR names an external Vault/OpenBao.",
 )
 @click.option(
+    "--runtime",
+    envvar="YURT_RUNTIME",
+    type=click.Choice(["local", "nomad"]),
+    default="local",
+    show_default=True,
+    help="Where apps run: this machine (supervisord + Caddy) or a Nomad cluster (NOMAD_ADDR, "
+    "NOMAD_TOKEN, NOMAD_NAMESPACE, NOMAD_REGION, CONSUL_HTTP_ADDR, CONSUL_HTTP_TOKEN; config "
+    "vars in the cluster's Vault: VAULT_ADDR is required).",
+)
+@click.option(
+    "--registry",
+    envvar="YURT_REGISTRY",
+    default="registry.service.consul:5000",
+    show_default=True,
+    help="nomad runtime: the registry app images go to, as the cluster's clients reach it.",
+)
+@click.option(
+    "--builder-image",
+    envvar="YURT_BUILDER_IMAGE",
+    default="",
+    help="nomad runtime: the image build jobs run [default: REGISTRY/yurt/builder:latest].",
+)
+@click.option(
+    "--stack-image",
+    envvar="YURT_STACK_IMAGE",
+    default="",
+    help="nomad runtime: the base image of app images [default: the builder's].",
+)
+@click.option(
+    "--cluster-url",
+    envvar="YURT_CLUSTER_URL",
+    default="",
+    help="nomad runtime: this server's URL as build jobs on the cluster reach it "
+    "[default: the public URL].",
+)
+@click.option(
+    "--router",
+    envvar="YURT_ROUTER",
+    type=click.Choice(["traefik", "fabio", "both"]),
+    default="traefik",
+    show_default=True,
+    help="nomad runtime: which router's Consul tags app jobs carry.",
+)
+@click.option(
+    "--datacenters",
+    envvar="YURT_DATACENTERS",
+    default="dc1",
+    show_default=True,
+    help="nomad runtime: comma-separated Nomad datacenters jobs may run in.",
+)
+@click.option(
     "--threads",
     envvar="YURT_THREADS",
     type=click.IntRange(4, 512),
@@ -156,6 +207,13 @@ def server_command(
     keep_apps: bool,
     keep_releases: int,
     openbao_listen: str,
+    runtime: str,
+    registry: str,
+    builder_image: str,
+    stack_image: str,
+    cluster_url: str,
+    router: str,
+    datacenters: str,
     threads: int,
 ) -> None:
     """Run the Yurt platform in the foreground (Ctrl-C or SIGTERM stops it)."""
@@ -175,7 +233,15 @@ def server_command(
         openbao_listen=openbao_listen,
         vault=_vault_settings(),
         threads=threads,
+        runtime=runtime,
     )
+    if runtime == "nomad":
+        settings = dataclasses.replace(
+            settings,
+            cluster=_cluster_settings(
+                settings, registry, builder_image, stack_image, cluster_url, router, datacenters
+            ),
+        )
     if buildpacks_dir is not None:
         settings = dataclasses.replace(settings, buildpacks_dir=buildpacks_dir.resolve())
     _check_listen(listen, "--listen")
@@ -190,6 +256,44 @@ def server_command(
 def _vault_settings() -> VaultSettings | None:
     try:
         return VaultSettings.from_env(os.environ)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _cluster_settings(
+    settings: Settings,
+    registry: str,
+    builder_image: str,
+    stack_image: str,
+    cluster_url: str,
+    router: str,
+    datacenters: str,
+) -> ClusterSettings:
+    from controller.runtime.nomad.client import NomadSettings
+    from controller.secrets.store import DEFAULT_MOUNT, DEFAULT_PREFIX
+
+    vault = settings.vault
+    if vault is None:
+        raise click.UsageError(
+            "--runtime nomad keeps config vars in the cluster's Vault, where app jobs read "
+            "them: set VAULT_ADDR (and VAULT_TOKEN or VAULT_ROLE_ID/VAULT_SECRET_ID)."
+        )
+    if (vault.mount, vault.prefix) != (DEFAULT_MOUNT, DEFAULT_PREFIX):
+        raise click.UsageError(
+            f"--runtime nomad reads config vars at {DEFAULT_MOUNT}/{DEFAULT_PREFIX}/APP (the "
+            "Vault policy yurt admin:vault-setup writes): unset YURT_VAULT_MOUNT and "
+            "YURT_VAULT_PREFIX."
+        )
+    try:
+        return ClusterSettings(
+            nomad=NomadSettings.from_env(os.environ),
+            registry=registry,
+            builder_image=builder_image,
+            stack_image=stack_image,
+            controller_url=cluster_url,
+            router=router,
+            datacenters=tuple(d.strip() for d in datacenters.split(",") if d.strip()),
+        )
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
 
@@ -248,7 +352,7 @@ def serve(settings: Settings) -> None:
     # Apps whose processes are gone (a reboot empties supervisord's tmpfs run dir) start again
     # from the DB in the background, so the API answers meanwhile.
     threading.Thread(target=_restore, args=(platform,), name="restore", daemon=True).start()
-    if os.geteuid() != 0:
+    if os.geteuid() != 0 and settings.cluster is None:
         click.echo(
             "Note: yurt server is not running as root, so apps and builds run as this user "
             "and share its rights (see docs/local-runtime.md).",
@@ -265,9 +369,16 @@ def serve(settings: Settings) -> None:
         ident="yurt",
     )
     _write_run_file(settings)
+    if settings.cluster is None:
+        apps_at = f"http://APP.{settings.base_domain}:{settings.router_listen.rpartition(':')[2]}"
+    else:
+        apps_at = (
+            f"http://APP.{settings.base_domain} on the Nomad cluster at "
+            f"{settings.cluster.nomad.addr} (namespace {settings.cluster.nomad.namespace})"
+        )
     click.echo(
         f"Yurt {__version__} listening on {settings.base_url} (data in {settings.data_dir}); "
-        f"apps at http://APP.{settings.base_domain}:{settings.router_listen.rpartition(':')[2]}",
+        f"apps at {apps_at}",
         err=True,
     )
 

@@ -5,8 +5,40 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller.secrets.store import VaultSettings
+
+if TYPE_CHECKING:  # controller.runtime.nomad imports this module
+    from controller.runtime.nomad.client import NomadSettings
+
+ROUTERS = ("traefik", "fabio", "both")
+
+
+@dataclass(frozen=True)
+class ClusterSettings:
+    """The nomad runtime's choices (``--runtime nomad``); where Nomad and Consul are is in
+    ``nomad`` (NOMAD_*/CONSUL_* env vars, as the nomad CLI reads them)."""
+
+    nomad: NomadSettings
+    # The registry apps' images are pushed to and pulled from, as the cluster's clients see it.
+    registry: str = "registry.service.consul:5000"
+    builder_image: str = ""  # default: REGISTRY/yurt/builder:latest
+    stack_image: str = ""  # default: what the builder image was built with
+    # The controller as the cluster's clients reach it (build tasks fetch the source there);
+    # default: the server's public URL.
+    controller_url: str = ""
+    router: str = "traefik"
+    datacenters: tuple[str, ...] = ("dc1",)
+    deploy_timeout: float = 900.0
+
+    def __post_init__(self) -> None:
+        if self.router not in ROUTERS:
+            raise ValueError(f"the router must be one of {', '.join(ROUTERS)}, not {self.router!r}")
+
+    @property
+    def builder(self) -> str:
+        return self.builder_image or f"{self.registry}/yurt/builder:latest"
 
 
 def default_data_dir() -> Path:
@@ -46,6 +78,8 @@ class Settings:
     openbao_listen: str = "127.0.0.1:7120"
     # An external Vault/OpenBao (VAULT_ADDR, ...) instead of the embedded one.
     vault: VaultSettings | None = None
+    # runtime == "nomad": the cluster.
+    cluster: ClusterSettings | None = None
 
     @property
     def db_path(self) -> Path:

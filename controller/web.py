@@ -15,6 +15,7 @@ from controller.errors import Unauthorized, YurtError
 from controller.git.http import git_http
 from controller.git.receive import receive
 from controller.platform import Platform
+from controller.runtime.nomad.views import cluster_builds
 
 log = logging.getLogger(__name__)
 OPENAPI = Path(__file__).resolve().parent / "api" / "openapi.yaml"
@@ -29,6 +30,7 @@ def create_app(platform: Platform) -> Flask:
     app.register_blueprint(api)
     app.register_blueprint(receive)
     app.register_blueprint(git_http)
+    app.register_blueprint(cluster_builds)
     app.before_request(_authenticate)
     app.register_error_handler(YurtError, _yurt_error)
     app.register_error_handler(HTTPException, _http_error)

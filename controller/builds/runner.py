@@ -101,11 +101,15 @@ class BuildRequest:
 
 @dataclass(frozen=True)
 class BuildResult:
+    """What a build made: a slug file (local runtime) or an image pushed to the cluster's
+    registry, pinned by digest (nomad runtime)."""
+
     buildpack: str
-    slug_path: Path
-    slug_size: int
-    slug_checksum: str
+    slug_path: Path | None
+    slug_size: int | None
+    slug_checksum: str | None
     process_types: dict[str, str]
+    image: str | None = None
 
 
 def available_buildpacks(buildpacks_dir: Path) -> list[str]:

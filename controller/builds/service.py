@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import sessionmaker
@@ -59,6 +59,7 @@ class BuildView:
     error: str | None
     slug_size: int | None
     slug_checksum: str | None
+    image: str | None
     process_types: dict[str, str]
     created_at: datetime
     started_at: datetime | None
@@ -76,6 +77,7 @@ class BuildView:
             error=build.error,
             slug_size=build.slug_size,
             slug_checksum=build.slug_checksum,
+            image=build.image,
             process_types=json.loads(build.process_types) if build.process_types else {},
             created_at=build.created_at,
             started_at=build.started_at,
@@ -105,6 +107,26 @@ class _Active:
 AfterBuild = Callable[[str, str, str, BuildResult, Callable[[bytes], None]], None]
 
 
+@dataclass(frozen=True)
+class RemoteBuild:
+    """A build handed to a remote builder (the nomad runtime's ``yurt-build`` job)."""
+
+    app_id: str
+    app: str
+    build_id: str
+    commit: str
+    source: Path  # the pushed commit as a tar file; served to the builder while it runs
+    pinned_buildpack: str | None
+    env: dict[str, str]  # config vars for the buildpacks' ENV_DIR (secret values)
+
+
+class RemoteBuilder(Protocol):
+    def build(self, req: RemoteBuild, emit: Callable[[bytes], None], cancel: Cancel) -> BuildResult:
+        """Run the build elsewhere, its output into ``emit``; raise BuildFailed or
+        BuildCancelled (``cancel`` is set on a timeout or a cancel) like a local build."""
+        ...
+
+
 class BuildService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Any]) -> None:
         self.settings = settings
@@ -117,6 +139,8 @@ class BuildService:
         # The app's config vars for ENV_DIR (app id -> values); raises a YurtError when the
         # config store cannot answer, which fails the build with that reason.
         self.build_config: Callable[[str], dict[str, str]] | None = None
+        # Builds run there instead of here (the nomad runtime); None: buildpacks run locally.
+        self.remote: RemoteBuilder | None = None
 
     # -- queries -------------------------------------------------------------------------
 
@@ -324,6 +348,8 @@ class BuildService:
         return "cancelled", reason
 
     def _build(self, active: _Active, emit: Callable[[bytes], None]) -> BuildResult:
+        if self.remote is not None:
+            return self._build_remote(self.remote, active, emit)
         work = self.settings.data_dir / "tmp" / "builds" / active.build_id
         work.mkdir(parents=True, exist_ok=True)
         timer = threading.Timer(
@@ -362,6 +388,33 @@ class BuildService:
             if env_dir is not None:
                 shutil.rmtree(env_dir, ignore_errors=True)
 
+    def _build_remote(
+        self, remote: RemoteBuilder, active: _Active, emit: Callable[[bytes], None]
+    ) -> BuildResult:
+        timer = threading.Timer(
+            self.settings.build_timeout, active.cancel.cancel, kwargs={"timeout": True}
+        )
+        timer.daemon = True
+        timer.start()
+        try:
+            req = RemoteBuild(
+                app_id=active.app_id,
+                app=active.app_name,
+                build_id=active.build_id,
+                commit=active.commit,
+                source=active.source,
+                pinned_buildpack=active.pinned,
+                env=self._config_values(active),
+            )
+            emit(
+                heading(
+                    f"Building {active.app_name} from {active.commit[:7]} (build {active.build_id})"
+                )
+            )
+            return remote.build(req, emit, active.cancel)
+        finally:
+            timer.cancel()
+
     def _config_values(self, active: _Active) -> dict[str, str]:
         """Config vars for ENV_DIR (kept on tmpfs, never in the data dir)."""
         if self.build_config is None:
@@ -376,13 +429,14 @@ class BuildService:
         if result is not None and status == "succeeded":
             values.update(
                 buildpack=result.buildpack,
-                slug_path=str(result.slug_path),
+                slug_path=str(result.slug_path) if result.slug_path else None,
+                image=result.image,
                 slug_size=result.slug_size,
                 slug_checksum=result.slug_checksum,
                 process_types=dumps_process_types(result.process_types),
             )
             active.log.write(heading(f"Build {active.build_id} succeeded"), force=True)
-        elif result is not None:
+        elif result is not None and result.slug_path is not None:
             result.slug_path.unlink(missing_ok=True)
         self._mark(active.build_id, **values)
         active.log.close()

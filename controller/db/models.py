@@ -51,6 +51,8 @@ class Build(Base):
     slug_path: Mapped[str | None] = mapped_column(Text, default=None)
     slug_size: Mapped[int | None] = mapped_column(Integer, default=None)
     slug_checksum: Mapped[str | None] = mapped_column(String(80), default=None)
+    # nomad runtime: the image the build pushed, pinned by digest (<registry>/<app>@sha256:..)
+    image: Mapped[str | None] = mapped_column(Text, default=None)
     process_types: Mapped[str | None] = mapped_column(Text, default=None)  # JSON object
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(default=None)
@@ -69,7 +71,9 @@ class Release(Base):
     app_id: Mapped[str] = mapped_column(ForeignKey("apps.id", ondelete="CASCADE"), index=True)
     version: Mapped[int] = mapped_column(Integer)
     build_id: Mapped[str | None] = mapped_column(String(26), default=None)
-    slug_path: Mapped[str] = mapped_column(Text)
+    # What the release runs: a slug file (local runtime) or an image by digest (nomad runtime).
+    slug_path: Mapped[str | None] = mapped_column(Text, default=None)
+    image: Mapped[str | None] = mapped_column(Text, default=None)
     slug_checksum: Mapped[str | None] = mapped_column(String(80), default=None)
     commit: Mapped[str | None] = mapped_column(String(64), default=None)
     process_types: Mapped[str] = mapped_column(Text, default="{}")  # JSON object

@@ -42,6 +42,7 @@ class ReleaseView:
     build_id: str | None
     commit: str | None
     slug_checksum: str | None
+    image: str | None
     process_types: dict[str, str]
     config_version: int | None
     description: str
@@ -121,7 +122,8 @@ class ReleaseService:
         build ran is not lost."""
         values = {
             "build_id": build_id,
-            "slug_path": str(result.slug_path),
+            "slug_path": str(result.slug_path) if result.slug_path else None,
+            "image": result.image,
             "slug_checksum": result.slug_checksum,
             "commit": commit,
             "process_types": json.dumps(result.process_types),
@@ -143,6 +145,7 @@ class ReleaseService:
             values = {
                 "build_id": current.build_id,
                 "slug_path": current.slug_path,
+                "image": current.image,
                 "slug_checksum": current.slug_checksum,
                 "commit": current.commit,
                 "process_types": current.process_types,
@@ -174,7 +177,7 @@ class ReleaseService:
                     raise InvalidParams(
                         f"Cannot roll back to v{number}: it does not exist or never deployed successfully."
                     )
-            if not Path(target.slug_path).is_file():
+            if target.image is None and not Path(target.slug_path or "").is_file():
                 raise InvalidParams(
                     f"Cannot roll back to v{target.version}: its slug was pruned (Yurt keeps "
                     f"the slugs of the last {self.keep} releases)."
@@ -182,6 +185,7 @@ class ReleaseService:
             values = {
                 "build_id": target.build_id,
                 "slug_path": target.slug_path,
+                "image": target.image,
                 "slug_checksum": target.slug_checksum,
                 "commit": target.commit,
                 "process_types": target.process_types,
@@ -232,10 +236,13 @@ class ReleaseService:
             app=name,
             app_id=app_id,
             version=release.version,
-            slug_path=Path(release.slug_path),
+            slug_path=Path(release.slug_path) if release.slug_path else None,
             process_types=types,
             formation=formation,
             env=self.config_values(name, release.config_version),
+            image=release.image,
+            build_id=release.build_id,
+            config_version=release.config_version,
         )
 
     def config_values(self, app: str, version: int | None) -> dict[str, str]:
@@ -296,7 +303,7 @@ class ReleaseService:
         kept = [r for r in rows[: self.keep]] + [r for r in rows if r.id == app.current_release_id]
         kept_slugs = {r.slug_path for r in kept}
         for release in rows[self.keep :]:
-            if release.slug_path not in kept_slugs:
+            if release.slug_path and release.slug_path not in kept_slugs:
                 Path(release.slug_path).unlink(missing_ok=True)
         self.runtime.prune(app.name, {r.version for r in kept})
 
@@ -466,6 +473,7 @@ def _view(r: Release, app: str, current: bool) -> ReleaseView:
         build_id=r.build_id,
         commit=r.commit,
         slug_checksum=r.slug_checksum,
+        image=r.image,
         process_types=json.loads(r.process_types),
         config_version=r.config_version,
         description=r.description,

@@ -24,10 +24,14 @@ class DeploySpec:
     app: str
     app_id: str
     version: int
-    slug_path: Path
+    slug_path: Path | None  # local runtime: the slug file
     process_types: dict[str, str]
     formation: dict[str, int]
     env: dict[str, str] = field(default_factory=dict)  # config vars (secret values)
+    # nomad runtime: the image by digest, the build that made it, the config KV version
+    image: str | None = None
+    build_id: str | None = None
+    config_version: int | None = None
 
 
 @dataclass(frozen=True)

@@ -254,6 +254,10 @@ class LocalRuntime:
 
         Its name carries the slug's build id, so a dir left by an older data dir or DB with
         the same version number is never mistaken for this release."""
+        if spec.slug_path is None:
+            raise DeployFailed(
+                f"v{spec.version} has no slug: it was built for a cluster (nomad runtime)"
+            )
         app_dir = self.apps_dir / spec.app
         release_dir = app_dir / "releases" / release_dir_name(spec.version, spec.slug_path)
         if release_dir.exists():
