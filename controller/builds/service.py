@@ -406,12 +406,7 @@ class BuildService:
                 pinned_buildpack=active.pinned,
                 env=self._config_values(active),
             )
-            emit(
-                heading(
-                    f"Building {active.app_name} from {active.commit[:7]} (build {active.build_id})"
-                )
-            )
-            return remote.build(req, emit, active.cancel)
+            return remote.build(req, emit, active.cancel)  # the builder says what it builds
         finally:
             timer.cancel()
 

@@ -243,6 +243,7 @@ class ReleaseService:
             image=release.image,
             build_id=release.build_id,
             config_version=release.config_version,
+            commit=release.commit,
         )
 
     def config_values(self, app: str, version: int | None) -> dict[str, str]:

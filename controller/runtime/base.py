@@ -28,10 +28,12 @@ class DeploySpec:
     process_types: dict[str, str]
     formation: dict[str, int]
     env: dict[str, str] = field(default_factory=dict)  # config vars (secret values)
-    # nomad runtime: the image by digest, the build that made it, the config KV version
+    # nomad runtime: the image by digest, the build that made it, the config KV version, the
+    # commit (its app.json declares the web health check)
     image: str | None = None
     build_id: str | None = None
     config_version: int | None = None
+    commit: str | None = None
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,18 @@ Controls (all thread-safe):
   (driver failure, restarts exhausted, alloc failed), ``pending`` (never starts, e.g. a
   template waiting for Vault; unhealthy at healthy_deadline) or ``placement_failure`` (no
   node fits: eval FailedTGAllocs plus a blocked eval). ``job`` may be a parameterized parent.
+* ``create_namespace(name)`` - namespaces other than ``default`` and those given as
+  ``namespaces`` (default ``("yurt",)``, as the demo cluster's provisioning creates it) do not
+  exist: a job registered in one is refused as real Nomad does.
 * ``set_batch_result(job_prefix, exit_code, stdout, stderr, hold=False)`` - batch allocations
   of jobs whose ID starts with the prefix log this text and exit with this code; ``hold``
-  keeps them running until ``release(job_prefix)``; ``append_log`` adds output live.
+  keeps them running until ``release(job_prefix)`` (or ``finish(alloc_id, exit_code)`` for
+  one of them); ``append_log`` adds output live.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import threading
 from collections.abc import Callable
@@ -46,6 +51,7 @@ class FakeCluster:
         sim_step: float = 5.0,
         tracked_versions: int = 6,
         log_heartbeat: float = 1.0,
+        namespaces: tuple[str, ...] = ("yurt",),
     ) -> None:
         self.cond = threading.Condition(threading.RLock())
         self.stopped = threading.Event()
@@ -54,6 +60,7 @@ class FakeCluster:
         self.nomad = NomadState(
             self.cond, self.consul, sim_step=sim_step, tracked_versions=tracked_versions
         )
+        self.nomad.namespaces.update(namespaces)
         self.nomad_server = FakeHTTPServer(
             NomadAPI(self.nomad, self.stopped, nomad_token, log_heartbeat), self.stopped
         )
@@ -158,13 +165,16 @@ class FakeCluster:
         stderr: str = "",
         *,
         hold: bool = False,
+        group: str | None = None,
     ) -> None:
-        """Batch allocations of jobs whose ID starts with ``job_prefix`` print this and exit with ``exit_code``."""
+        """Batch allocations of jobs whose ID starts with ``job_prefix`` (and of ``group``, when
+        given: a release job shares its ID with the app's service job) print this and exit with
+        ``exit_code``."""
         outcome = Outcome(
             kind="healthy", exit_code=exit_code, stdout=stdout, stderr=stderr, hold=hold
         )
         with self.cond:
-            self.nomad.add_rule(OutcomeRule(job_prefix, None, None, outcome, prefix=True))
+            self.nomad.add_rule(OutcomeRule(job_prefix, group, None, outcome, prefix=True))
 
     def release(self, job_prefix: str) -> None:
         """Let held batch allocations (``hold=True``) finish on the next step."""
@@ -175,6 +185,19 @@ class FakeCluster:
             for a in self.nomad.allocs.values():
                 if a.job_id.startswith(job_prefix):
                     a.outcome.hold = False
+            self.cond.notify_all()
+
+    def create_namespace(self, name: str) -> None:
+        """Create a Nomad namespace (``nomad namespace apply``); jobs in others are refused."""
+        with self.cond:
+            self.nomad.namespaces.add(name)
+
+    def finish(self, alloc_id: str, exit_code: int) -> None:
+        """End one held batch allocation with ``exit_code``: for a test that does the task's
+        work itself (tests/integration/cluster_builds.py runs the real builder)."""
+        with self.cond:
+            a = self.nomad.allocs[alloc_id]
+            a.outcome = dataclasses.replace(a.outcome, exit_code=exit_code, hold=False)
             self.cond.notify_all()
 
     def append_log(self, alloc_id: str, task: str, text: str, stream: str = "stdout") -> None:

@@ -65,7 +65,7 @@ def test_hostile_values_round_trip_through_the_fake(manual_cluster: FakeCluster,
 def test_hostile_release_commands(manual_cluster: FakeCluster, text: str) -> None:
     spec = ReleaseJobSpec.for_app(typical_app(), text)
     rendered = render_release_job(spec)
-    check_structure(rendered, "shop.release")
+    check_structure(rendered, "shop")
     job = parse(manual_cluster, rendered)
     ((task,),) = [tg["Tasks"] for tg in job["TaskGroups"]]
     assert task["Config"]["args"] == ["/bin/sh", "-c", text]

@@ -59,7 +59,7 @@ CASES: dict[str, Callable[[], str]] = {
         )
     ),
     "build": lambda: render_build_job(build_job()),
-    "release": lambda: render_release_job(release_job()),
+    "release": lambda: render_release_job(release_job(run="5f0c2a9e4b7d4c1e8a3b6d9f2e1c4a7b")),
 }
 
 
@@ -85,6 +85,7 @@ def test_golden(name: str) -> None:
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_fake_nomad_parses_and_registers(manual_cluster: FakeCluster, name: str) -> None:
+    manual_cluster.create_namespace("yurt-release")  # as the cluster's provisioning does
     job = parse(manual_cluster, CASES[name]())
     reply = register(manual_cluster, job)
     assert reply["JobModifyIndex"] > 0
@@ -256,9 +257,11 @@ def test_build_job_dispatches_with_the_required_meta(manual_cluster: FakeCluster
 
 
 def test_release_job_json(manual_cluster: FakeCluster) -> None:
-    job = parse(manual_cluster, render_release_job(release_job()))
-    assert (job["ID"], job["Namespace"], job["Type"]) == ("shop.release", "yurt", "batch")
-    assert job["Meta"]["yurt_release"] == "v7"
+    job = parse(manual_cluster, render_release_job(release_job(run="r1")))
+    # the app's job ID (Vault's policy is keyed on nomad_job_id) in the release namespace
+    assert (job["ID"], job["Namespace"], job["Type"]) == ("shop", "yurt-release", "batch")
+    assert job["Meta"]["yurt_release"] == "v7" and job["Meta"]["yurt_run"] == "r1"
+    assert "yurt_run" not in parse(manual_cluster, render_release_job(release_job()))["Meta"]
     (group,) = job["TaskGroups"]
     assert group["RestartPolicy"]["Attempts"] == 0 and group["ReschedulePolicy"]["Attempts"] == 0
     (task,) = group["Tasks"]
@@ -266,6 +269,14 @@ def test_release_job_json(manual_cluster: FakeCluster) -> None:
     assert task["Config"]["image"].endswith(DIGEST)
     assert task["Vault"]["Role"] == "yurt-app"
     assert "?version=3" in task["Templates"][0]["EmbeddedTmpl"]
+
+
+def test_restart_nonces_are_group_meta(manual_cluster: FakeCluster) -> None:
+    job = parse(manual_cluster, render_app_job(typical_app(restarts={"worker": "n1"})))
+    assert groups(job)["worker"]["Meta"] == {"yurt_restart": "n1"}
+    assert groups(job)["web"]["Meta"] is None
+    with pytest.raises(JobSpecError, match="unknown process type 'clock'"):
+        typical_app(restarts={"clock": "n1"})
 
 
 def test_defaults_are_the_cluster_contract() -> None:

@@ -5,19 +5,24 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from controller.runtime.base import DeployFailed, DeploySpec
-from controller.runtime.nomad.client import NomadClient, NomadConflict, NomadSettings
-from controller.runtime.nomad.runtime import NomadRuntime, NomadRuntimeSettings, ReleaseImage
+from controller.runtime.nomad.client import NomadClient, NomadSettings
+from controller.runtime.nomad.runtime import (
+    DeploymentInProgress,
+    NomadRuntime,
+    NomadRuntimeSettings,
+    ReleaseImage,
+)
 from tests.fakes import FakeCluster
 from tests.nomad.samples import BUILD_ID
 
 APP = "hello"
 NS = "yurt"
+RELEASE_NS = "yurt-release"
 
 
 IMAGES = {
@@ -47,6 +52,7 @@ def spec(
 
 @pytest.fixture
 def runtime(fake_cluster: FakeCluster) -> NomadRuntime:
+    fake_cluster.create_namespace(RELEASE_NS)  # as the cluster's provisioning does
     client = NomadClient(
         NomadSettings(
             addr=fake_cluster.nomad_addr, consul_addr=fake_cluster.consul_addr, namespace=NS
@@ -129,16 +135,21 @@ def test_unhealthy_first_deploy_has_nothing_to_revert_to(
 
 
 def test_release_phase_success(fake_cluster: FakeCluster, runtime: NomadRuntime) -> None:
-    fake_cluster.set_batch_result(f"{APP}.release", 0, stdout="migrated\n")
+    fake_cluster.set_batch_result(APP, 0, stdout="migrated\n", group="release")
     out = deploy(runtime, spec(1, release="python migrate.py"))
     assert out.index("Release command succeeded") < out.index("Registered job hello")
-    assert fake_cluster.job(f"{APP}.release", NS)["Meta"]["yurt_release"] == "v1"
+    # the app's job ID, in the release namespace (Vault's policy is keyed on nomad_job_id)
+    release_job = fake_cluster.job(APP, RELEASE_NS)
+    assert release_job["Meta"]["yurt_release"] == "v1" and release_job["Type"] == "batch"
+    assert fake_cluster.job(APP, NS)["Type"] == "service"
 
 
 def test_release_phase_failure_stops_the_deploy(
     fake_cluster: FakeCluster, runtime: NomadRuntime
 ) -> None:
-    fake_cluster.set_batch_result(f"{APP}.release", 4, stdout="step 1\n", stderr="boom: no table\n")
+    fake_cluster.set_batch_result(
+        APP, 4, stdout="step 1\n", stderr="boom: no table\n", group="release"
+    )
     with pytest.raises(DeployFailed) as failed:
         deploy(runtime, spec(1, release="python migrate.py"))
     message = str(failed.value)
@@ -178,8 +189,6 @@ def test_unknown_image_and_unknown_app(runtime: NomadRuntime) -> None:
         deploy(runtime, spec(9))
     with pytest.raises(LookupError):
         runtime.processes("app-unknown")
-    with pytest.raises(NotImplementedError, match="not yet on the nomad runtime"):
-        runtime.restart(replace(spec(1)), None)
 
 
 def _eventually(check: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -250,8 +259,12 @@ def test_scale_during_a_deployment_is_refused(
             for d in fake_cluster.deployments(APP, NS)
         )
     )
-    with pytest.raises(NomadConflict, match="active deployment"):
+    with pytest.raises(DeploymentInProgress) as refused:
         runtime.scale(spec(2, {"web": 3, "worker": 1}))
+    assert refused.value.status == 409
+    assert refused.value.message == (
+        "a deployment of hello is in progress; try again when it finishes"
+    )
     worker.join(timeout=20)
     assert len(errors) == 1 and isinstance(errors[0], DeployFailed)
     assert "auto-revert rolled back to v1" in str(errors[0])

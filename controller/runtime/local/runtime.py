@@ -26,6 +26,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import sessionmaker
 
 from controller import proc, tmpfs
+from controller.builds.appjson import web_check
 from controller.db.models import App, Domain, Instance
 from controller.runtime.base import DeployFailed, DeploySpec, Emit, ProcessView
 from controller.runtime.local import users
@@ -730,21 +731,16 @@ def release_dir_name(version: int, slug_path: Path) -> str:
 
 
 def read_healthcheck(release_dir: Path) -> HealthCheck:
-    """The first ``healthchecks.web`` entry with a path in app.json (Dokku's format)."""
+    """The web check of the release's app.json, else a plain TCP check."""
     try:
-        data = json.loads((release_dir / "app.json").read_text())
-        checks = data.get("healthchecks", {}).get("web", [])
-        for check in checks:
-            if isinstance(check, dict) and isinstance(check.get("path"), str):
-                return HealthCheck(
-                    path=check["path"] if check["path"].startswith("/") else "/" + check["path"],
-                    timeout=float(check.get("timeout", 5)),
-                    attempts=int(check.get("attempts", 5)),
-                    wait=float(check.get("wait", 1)),
-                )
-    except (OSError, ValueError, AttributeError, TypeError):
-        pass
-    return HealthCheck()
+        check = web_check((release_dir / "app.json").read_bytes())
+    except OSError:
+        check = None
+    if check is None:
+        return HealthCheck()
+    return HealthCheck(
+        path=check.path, timeout=check.timeout, attempts=check.attempts, wait=check.wait
+    )
 
 
 def check_traversable(path: Path) -> None:

@@ -26,10 +26,11 @@ from __future__ import annotations
 import base64
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
@@ -67,7 +68,8 @@ class NomadSettings:
 
     addr: str = "http://127.0.0.1:4646"
     token: str | None = field(default=None, repr=False)
-    namespace: str = "default"
+    # Yurt's app namespace (the runtime's and the job specs' default; NOMAD_NAMESPACE overrides)
+    namespace: str = "yurt"
     region: str | None = None
     ca_cert: str | None = None
     skip_verify: bool = False
@@ -307,6 +309,13 @@ class NomadClient:
         self._deployment = nomad.api.Deployment(**opts)
         self._allocation = nomad.api.Allocation(**opts)
 
+    def in_namespace(self, namespace: str) -> NomadClient:
+        """The same client bound to ``namespace`` (sharing the session): every call of a
+        client goes to its one namespace (the query parameter wins over the job's, §1.0)."""
+        if namespace == self.settings.namespace:
+            return self
+        return NomadClient(replace(self.settings, namespace=namespace), self.session)
+
     # -- jobs -------------------------------------------------------------------------------------
     def parse(self, hcl: str) -> dict[str, Any]:
         """``POST /v1/jobs/parse`` with Canonicalize: the bare ``api.Job`` (§1.1)."""
@@ -494,6 +503,7 @@ class NomadClient:
         *,
         timeout: float | None = None,
         poll_interval: float = 1.0,
+        stop: threading.Event | None = None,
     ) -> Iterator[bytes]:
         """The task's output from byte ``offset`` on, as it arrives.
 
@@ -502,6 +512,8 @@ class NomadClient:
         ``poll_interval`` seconds between reads; Nomad's heartbeats make reads return at
         least every second), then whatever was still unread. Waits for a task that has not
         started yet. ``timeout`` (seconds) bounds the whole stream with ``NomadTimeout``.
+        Setting ``stop`` ends the stream quietly within about a second (Nomad's heartbeat
+        frames wake the reader, §1.9), so a reader thread can be told to let go.
         """
         if stream not in LOG_STREAMS:
             raise ValueError(f"stream must be one of {LOG_STREAMS}, not {stream!r}")
@@ -509,7 +521,16 @@ class NomadClient:
             raise ValueError("offset must be >= 0")
         _checked_id(alloc_id)
         deadline = None if timeout is None else time.monotonic() + timeout
-        return self._log_chunks(alloc_id, task, stream, follow, offset, deadline, poll_interval)
+        return self._log_chunks(
+            alloc_id,
+            task,
+            stream,
+            follow,
+            offset,
+            deadline,
+            poll_interval,
+            stop or threading.Event(),
+        )
 
     def _log_chunks(
         self,
@@ -520,28 +541,29 @@ class NomadClient:
         position: int,
         deadline: float | None,
         poll: float,
+        cancel: threading.Event,
     ) -> Iterator[bytes]:
         call = f"read of {stream} of task {task!r} in allocation {alloc_id[:8]}"
-        while True:
+        while not cancel.is_set():
             # Once the task is over, one plain read to the end of the file finishes the job.
             finished = not follow or self._task_finished(alloc_id, task, call)
             resp = self._open_logs(alloc_id, task, stream, not finished, position, call)
             if resp is None:  # the task has not started yet: nothing to read so far
                 if finished:
                     return
-                _pause(poll, deadline, call)
+                _pause(poll, deadline, call, cancel)
                 continue
             received = 0
             with resp:
                 stop = None if finished else (lambda: self._task_finished(alloc_id, task, call))
-                for data in self._frames(resp, stop, poll, deadline, call):
+                for data in self._frames(resp, stop, poll, deadline, call, cancel):
                     received += len(data)
                     position += len(data)
                     yield data
             if finished:
                 return
             if not received:  # the stream ended or stalled without output: do not spin
-                _pause(poll, deadline, call)
+                _pause(poll, deadline, call, cancel)
 
     def _open_logs(
         self, alloc_id: str, task: str, stream: str, follow: bool, offset: int, call: str
@@ -568,9 +590,11 @@ class NomadClient:
         poll: float,
         deadline: float | None,
         call: str,
+        cancel: threading.Event,
     ) -> Iterator[bytes]:
         """Data of the frames in ``resp``; ends early when ``stop()`` says so (checked every
-        ``poll`` seconds) or the connection breaks (the caller reconnects from the offset)."""
+        ``poll`` seconds), when ``cancel`` is set (checked after every read, heartbeats
+        included) or the connection breaks (the caller reconnects from the offset)."""
         decoder = FrameDecoder()
         checked = time.monotonic()
         try:
@@ -579,6 +603,8 @@ class NomadClient:
                     if frame.data:
                         yield frame.data
                 _check_deadline(deadline, call)
+                if cancel.is_set():
+                    return
                 if stop is not None and time.monotonic() - checked >= poll:
                     checked = time.monotonic()
                     if stop():
@@ -765,8 +791,8 @@ def _check_deadline(deadline: float | None, call: str) -> None:
         raise NomadTimeout("the deadline passed while following the logs", call=call)
 
 
-def _pause(seconds: float, deadline: float | None, call: str) -> None:
+def _pause(seconds: float, deadline: float | None, call: str, cancel: threading.Event) -> None:
     _check_deadline(deadline, call)
     if deadline is not None:
         seconds = min(seconds, max(deadline - time.monotonic(), 0.0))
-    time.sleep(seconds)
+    cancel.wait(seconds)

@@ -7,7 +7,9 @@ Three jobs, one template each (``_``-prefixed partials are shared pieces, never 
   once their checks pass, config vars from Vault pinned to the release's KV version.
 * ``build.nomad.hcl.j2`` - the parameterized batch job ``yurt-build`` (``BuildJobSpec``),
   dispatched once per push.
-* ``release.nomad.hcl.j2`` - the release phase of one release (``ReleaseJobSpec``).
+* ``release.nomad.hcl.j2`` - the release phase of one release (``ReleaseJobSpec``): a batch job
+  with the app job's ID in the release namespace (``<namespace>-release``), so the Vault role's
+  ``nomad_job_id`` policy lets both read the app's secret.
 
 Rendering is pure (no network, no clock). Inputs are validated when the dataclass is built, so
 a value that means something in a second language (a domain inside a Traefik rule or a Fabio
@@ -151,6 +153,7 @@ class ProcessGroup:
     resources: Resources
     env: Mapping[str, str]
     web: bool = False
+    restart: str = ""  # a restart nonce (group meta ``yurt_restart``); changing it rolls the group
 
     @property
     def canaries(self) -> int:
@@ -278,6 +281,9 @@ class AppJobSpec(_Workload):
     health_check: HealthCheck = HealthCheck()
     resources: Mapping[str, Resources] = field(default_factory=dict)  # per-type overrides
     default_resources: Resources = Resources()
+    # process type -> restart nonce, rendered as the group's meta ``yurt_restart``: a new nonce
+    # is a destructive update of that group only, rolled out under its update block (restart).
+    restarts: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -305,6 +311,10 @@ class AppJobSpec(_Workload):
         object.__setattr__(self, "processes", _frozen_map(self.processes))
         object.__setattr__(self, "formation", _frozen_map(self.formation))
         object.__setattr__(self, "resources", _frozen_map(self.resources))
+        for name, nonce in self.restarts.items():
+            _check(name in self.processes, f"a restart of unknown process type {name!r}")
+            _check(_NAME_RE.match(nonce), f"invalid restart nonce {nonce[:64]!r}")
+        object.__setattr__(self, "restarts", _frozen_map(self.restarts))
 
     @property
     def service_name(self) -> str:
@@ -327,6 +337,7 @@ class AppJobSpec(_Workload):
                 resources=self.resources_for(name),
                 env={**self.env, "PORT": str(self.web_port)} if name == WEB else self.env,
                 web=name == WEB,
+                restart=self.restarts.get(name, ""),
             )
             for name in names
         ]
@@ -371,31 +382,51 @@ def routing_tags(
 class ReleaseJobSpec(_Workload):
     """The release phase (Procfile ``release:``) of one release: a batch job that runs once.
 
-    ``job_id`` defaults to ``<app>.release``: no app name contains a dot, so it can never be
-    another app's service job.
+    It has the app's service job ID (``job_id`` defaults to the app name) but lives in its own
+    namespace, ``<app namespace>-release``: the two jobs never collide, and the cluster's Vault
+    role, whose policy is keyed on the ``nomad_job_id`` claim, admits both to the app's secret.
+    ``run`` is a per-run nonce (job meta ``yurt_run``): registering an identical batch job
+    creates no new version and so no new allocation (reference §1.2, pitfall 7), so without
+    it a second run of the same release (a re-deploy, a restore) would silently not run.
     """
 
+    namespace: str = "yurt-release"
     command: str
     resources: Resources = Resources()
+    run: str = ""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if not self.job_id:
-            object.__setattr__(self, "job_id", f"{self.app}.release")
-        _check(_NAME_RE.match(self.job_id), f"invalid release job id {self.job_id!r}")
+            object.__setattr__(self, "job_id", self.app)
+        _check(_JOB_ID_RE.match(self.job_id), f"invalid release job id {self.job_id!r}")
         _check(self.command.strip(), "the release command is empty")
+        _check(not self.run or _NAME_RE.match(self.run), f"invalid run nonce {self.run[:64]!r}")
 
     @classmethod
     def for_app(cls, spec: AppJobSpec, command: str, **overrides: Any) -> ReleaseJobSpec:
-        """The release phase of the release ``spec`` deploys: same image, config and cluster."""
-        shared = {f.name: getattr(spec, f.name) for f in fields(_Workload) if f.name != "job_id"}
-        shared["job_id"] = f"{spec.job_id}.release"
+        """The release phase of the release ``spec`` deploys: same image, config, cluster and
+        job ID, in the release namespace ``<spec.namespace>-release``."""
+        shared = {f.name: getattr(spec, f.name) for f in fields(_Workload)}
+        shared["namespace"] = release_namespace(spec.namespace)
         shared["resources"] = spec.resources_for("release")
         return cls(**{**shared, "command": command, **overrides})
 
     @property
+    def job_meta(self) -> dict[str, str]:
+        meta = super().job_meta
+        if self.run:
+            meta["yurt_run"] = self.run
+        return meta
+
+    @property
     def task(self) -> ProcessGroup:
         return ProcessGroup("release", self.command, 1, self.resources, self.env)
+
+
+def release_namespace(namespace: str) -> str:
+    """The namespace of the release-phase jobs of apps in ``namespace``."""
+    return f"{namespace}-release"
 
 
 @dataclass(frozen=True, kw_only=True)

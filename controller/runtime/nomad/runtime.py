@@ -1,15 +1,24 @@
-"""``NomadRuntime``: the Runtime protocol on a Nomad cluster (first working step).
+"""``NomadRuntime``: the Runtime protocol on a Nomad cluster.
 
-A release is a version of the app's service job (``render_app_job``); the release phase is a
-batch job (``render_release_job``) that must exit 0 before the service job is registered. The
-control loop is levant's: render -> ``/v1/jobs/parse`` -> register with ``EnforceIndex`` ->
-the evaluation (placement failures at once) -> its deployment, watched with blocking queries
-under Yurt's own deadline (failed on Nomad's side when it passes, reference pitfall 5) ->
-on failure an explanation from the deployment and the failed allocations' task events, and
-what Nomad's auto-revert did (§1.7, pitfall 4).
+A release is a version of the app's service job (``render_app_job``, job ID ``<job prefix><app>``
+in the runtime's namespace); the release phase is a batch job (``render_release_job``) with the
+same job ID in ``<namespace>-release`` (so the Vault role keyed on ``nomad_job_id`` admits both
+to the app's secret) that must exit 0 before the service job is registered; a per-run nonce in
+its meta makes every run a new version, so a re-run really runs (§1.2, pitfall 7). The control
+loop is levant's: render -> ``/v1/jobs/parse`` -> register with ``EnforceIndex`` -> the
+evaluation (placement failures at once) -> its deployment, watched with blocking queries under
+Yurt's own deadline (failed on Nomad's side when it passes, reference pitfall 5) -> on failure
+an explanation from the deployment and the failed allocations' task events, and what Nomad's
+auto-revert did (§1.7, pitfall 4).
 
-Not yet here (``NotImplementedError``): restart, logs, destroy, stop_app, missing, restore,
-prune, and shutdown without ``keep_apps``.
+Operating an app: ``scale`` uses the scale API (refused while a deployment runs, pitfall 6;
+a stopped or missing job is restored instead); ``restart`` re-registers the release with a new
+``yurt_restart`` nonce in the meta of the groups concerned, so Nomad rolls them under their
+update blocks (canaries for web: no downtime); ``stop_app`` deregisters without purge (the
+history stays; ``restore`` registers the release again); ``destroy`` purges the app job and
+its release job; ``logs`` reads the allocations' log streams (§1.9) and merges their follow
+streams. Apps on a cluster outlive the controller (``shutdown`` leaves them), and Nomad keeps
+job versions itself (``prune`` has nothing to do).
 
 Inputs the DeploySpec does not carry are explicit constructor arguments: the image digest and
 build id of a release (``images`` or ``image_for``), the Vault config version
@@ -21,17 +30,23 @@ the tasks from Vault, pinned to the config version.
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from controller.errors import Conflict, InvalidParams
 from controller.runtime.base import DeployFailed, DeploySpec, Emit, ProcessView
 from controller.runtime.nomad.client import (
+    LOG_STREAMS,
     TERMINAL_ALLOC,
     TERMINAL_DEPLOYMENT,
     NomadClient,
+    NomadConflict,
     NomadError,
     NomadTimeout,
 )
@@ -41,6 +56,7 @@ from controller.runtime.nomad.jobspec import (
     DeploySettings,
     HealthCheck,
     ReleaseJobSpec,
+    release_namespace,
     render_app_job,
     render_release_job,
 )
@@ -55,6 +71,31 @@ _FAILURE_EVENTS = (
     "Setup Failure",
     "Failed Validation",
 )
+
+
+ROUTER_LOGS = (
+    "router logs are not available on the nomad runtime: read Traefik's (or Fabio's) logs on"
+    " the cluster"
+)
+
+
+class DeploymentInProgress(Conflict):
+    """Nomad refuses to scale (and Yurt to restart) a job while its deployment runs
+    (pitfall 6): answered 409, try again when it finishes."""
+
+    id = "deployment_in_progress"
+
+    def __init__(self, app: str) -> None:
+        super().__init__(f"a deployment of {app} is in progress; try again when it finishes")
+
+
+class RouterLogsUnavailable(InvalidParams):
+    """``logs(source="router")``: the router runs on the cluster, not beside the controller."""
+
+    id = "router_logs_unavailable"
+
+    def __init__(self) -> None:
+        super().__init__(ROUTER_LOGS)
 
 
 @dataclass(frozen=True)
@@ -82,6 +123,13 @@ class NomadRuntimeSettings:
     eval_timeout: float = 30.0  # for an evaluation to be processed
     log_lines: int = 20  # of a failed release command, shown to the user
     url_scheme: str = "http"
+    stop_timeout: float = 120.0  # stop_app waits this long for the allocations to stop
+    log_poll: float = 2.0  # how often a log follow looks for new allocations (seconds)
+
+    @property
+    def release_namespace(self) -> str:
+        """Where release-phase jobs run: ``<namespace>-release`` (same job ID as the app's)."""
+        return release_namespace(self.namespace)
 
 
 @dataclass
@@ -112,6 +160,7 @@ class NomadRuntime:
                 f"the runtime renders jobs for namespace {self.settings.namespace!r} but the"
                 f" client uses {client.settings.namespace!r}"
             )
+        self.release_client = client.in_namespace(self.settings.release_namespace)
         self._images = images
         self._image_for = image_for
         self._config_version_for = config_version_for
@@ -122,8 +171,8 @@ class NomadRuntime:
     def job_id(self, app: str) -> str:
         return self.settings.job_prefix + app
 
-    def app_spec(self, spec: DeploySpec) -> AppJobSpec:
-        """The service job of ``spec``'s release."""
+    def app_spec(self, spec: DeploySpec, restarts: Mapping[str, str] | None = None) -> AppJobSpec:
+        """The service job of ``spec``'s release (``restarts``: group -> restart nonce)."""
         image = self._image(spec)
         s = self.settings
         return AppJobSpec(
@@ -142,6 +191,7 @@ class NomadRuntime:
             hosts=(f"{spec.app}.{s.base_domain}",) if s.base_domain else (),
             router=s.router,
             health_check=s.health_check,
+            restarts=restarts or {},
         )
 
     def _image(self, spec: DeploySpec) -> ReleaseImage:
@@ -162,11 +212,35 @@ class NomadRuntime:
 
     # -- deploy -----------------------------------------------------------------------------------
     def deploy(self, spec: DeploySpec, emit: Emit) -> None:
+        self._deploy(spec, emit, release_phase=True)
+
+    def _deploy(self, spec: DeploySpec, emit: Emit, *, release_phase: bool) -> None:
         self._apps[spec.app_id] = spec.app
-        app = self.app_spec(spec)
-        if RELEASE in spec.process_types:
+        job_id = self.job_id(spec.app)
+        current = self.client.job(job_id)
+        restarts: dict[str, str] = {}
+        if current and (current.get("Meta") or {}).get("yurt_release") == f"v{spec.version}":
+            restarts = _restarts(current)  # the same release again: no needless rollout
+        app = self.app_spec(spec, {k: v for k, v in restarts.items() if k in spec.process_types})
+        if release_phase and RELEASE in spec.process_types:
             self._release_phase(app, spec.process_types[RELEASE], emit)
-        current = self.client.job(app.job_id)
+            current = self.client.job(job_id)
+        version = self._register(app, current, emit, app.release_name)
+        if version is None:
+            return
+        try:
+            self.client.tag_version(
+                app.job_id, version, app.release_name, f"Yurt release {app.release_name}"
+            )
+        except NomadError as exc:  # the release is live; a missing tag only shortens history
+            _say(emit, f"Warning: could not tag job version {version}: {exc}")
+        _say(emit, f"Deployment successful: {app.release_name} is serving")
+
+    def _register(
+        self, app: AppJobSpec, current: dict[str, Any] | None, emit: Emit, what: str
+    ) -> int | None:
+        """Register ``app`` over ``current`` (check-and-set) and follow what it rolls out;
+        the new job version, or None when the spec was unchanged (nothing rolled out)."""
         before = (int(current["Version"]), int(current["JobModifyIndex"])) if current else None
         hcl = render_app_job(app)
         job = self.client.parse(hcl)
@@ -175,16 +249,10 @@ class NomadRuntime:
         version = int(registered.get("Version", 0))
         if before is not None and version == before[0]:
             _say(emit, f"Job {app.job_id} unchanged (version {version}): nothing to roll out")
-            return
+            return None
         _say(emit, f"Registered job {app.job_id} version {version} ({app.release_name})")
-        self._follow(app.job_id, result.eval_id, version, emit, app.release_name)
-        try:
-            self.client.tag_version(
-                app.job_id, version, app.release_name, f"Yurt release {app.release_name}"
-            )
-        except NomadError as exc:  # the release is live; a missing tag only shortens history
-            _say(emit, f"Warning: could not tag job version {version}: {exc}")
-        _say(emit, f"Deployment successful: {app.release_name} is serving")
+        self._follow(app.job_id, result.eval_id, version, emit, what)
+        return version
 
     def _follow(
         self, job_id: str, eval_id: str | None, version: int, emit: Emit, what: str
@@ -218,12 +286,14 @@ class NomadRuntime:
             return
         raise DeployFailed(self._explain(job_id, dep, what))
 
-    def _evaluation(self, eval_id: str | None) -> dict[str, Any] | None:
+    def _evaluation(
+        self, eval_id: str | None, client: NomadClient | None = None
+    ) -> dict[str, Any] | None:
         if not eval_id:
             return None
         deadline = time.monotonic() + self.settings.eval_timeout
         while True:
-            ev = self.client.evaluation(eval_id)
+            ev = (client or self.client).evaluation(eval_id)
             if ev.get("Status") not in ("pending",) or time.monotonic() >= deadline:
                 return ev
             time.sleep(0.1)
@@ -300,12 +370,14 @@ class NomadRuntime:
 
     # -- release phase --------------------------------------------------------------------------------
     def _release_phase(self, app: AppJobSpec, command: str, emit: Emit) -> None:
-        spec = ReleaseJobSpec.for_app(app, command)
+        # A fresh nonce per run: an identical batch job would get no new allocation (§1.2).
+        spec = ReleaseJobSpec.for_app(app, command, run=uuid.uuid4().hex)
+        client = self.release_client
         _say(emit, f"Running release command: {command}")
         hcl = render_release_job(spec)
-        result = self.client.register(self.client.parse(hcl), submission=hcl)
-        version = int((self.client.job(spec.job_id) or {}).get("Version", 0))
-        ev = self._evaluation(result.eval_id)
+        result = client.register(client.parse(hcl), submission=hcl)
+        version = int((client.job(spec.job_id) or {}).get("Version", 0))
+        ev = self._evaluation(result.eval_id, client)
         failed = (ev or {}).get("FailedTGAllocs") or {}
         if failed:
             raise DeployFailed(f"the release command could not be placed: {_placement(failed)}")
@@ -317,9 +389,9 @@ class NomadRuntime:
             )
 
         try:
-            allocs = self.client.watch_allocations(spec.job_id, done, self.settings.release_timeout)
+            allocs = client.watch_allocations(spec.job_id, done, self.settings.release_timeout)
         except NomadTimeout:
-            self.client.stop(spec.job_id)
+            client.stop(spec.job_id)
             raise DeployFailed(
                 f"the release command did not finish in {self.settings.release_timeout:g}s"
             ) from None
@@ -331,20 +403,20 @@ class NomadRuntime:
         if alloc["ClientStatus"] == "complete":
             _say(emit, "Release command succeeded")
             return
-        full = self.client.allocation(alloc["ID"])
+        full = client.allocation(alloc["ID"])
         code = _exit_code(full, RELEASE)
-        tail = self._tail(alloc["ID"], RELEASE)
+        tail = self._tail(alloc["ID"], RELEASE, client)
         reason = f"exit status {code}" if code is not None else (_task_story(full) or "failed")
         message = f"the release command failed: {reason}"
         if tail:
             message += "\n" + "\n".join(tail)
         raise DeployFailed(message)
 
-    def _tail(self, alloc_id: str, task: str) -> list[str]:
+    def _tail(self, alloc_id: str, task: str, client: NomadClient) -> list[str]:
         lines: list[str] = []
-        for stream in ("stdout", "stderr"):
+        for stream in LOG_STREAMS:
             try:
-                data = b"".join(self.client.alloc_logs(alloc_id, task, stream, timeout=10))
+                data = b"".join(client.alloc_logs(alloc_id, task, stream, timeout=10))
             except NomadError:
                 continue
             lines += data.decode("utf-8", "replace").splitlines()
@@ -352,20 +424,31 @@ class NomadRuntime:
 
     # -- operate ----------------------------------------------------------------------------------------
     def scale(self, spec: DeploySpec) -> None:
-        """Set each group's count through the scale API (refused with ``NomadConflict``
-        while a deployment runs, pitfall 6) and wait for what it rolls out."""
+        """Set each group's count through the scale API and wait for what it rolls out.
+
+        Refused with ``DeploymentInProgress`` (409) while a deployment runs, as Nomad refuses
+        it (pitfall 6). A stopped or missing job is restored with ``spec``'s formation (this is
+        how ps:start reaches the runtime)."""
         self._apps[spec.app_id] = spec.app
         job_id = self.job_id(spec.app)
         job = self.client.job(job_id)
-        if job is None:
-            raise DeployFailed(f"{spec.app} has no job on the cluster to scale")
+        if job is None or job.get("Stop"):
+            # ps:start after stop_app, or a job lost on the cluster: run the release again
+            self.restore(spec)
+            return
+        self._refuse_while_deploying(spec.app, job_id)
         counts = {g["Name"]: int(g["Count"]) for g in job.get("TaskGroups") or []}
         for group, count in sorted(spec.formation.items()):
             if group == RELEASE or counts.get(group, count) == count:
                 continue
             if group not in counts:
                 raise DeployFailed(f"{spec.app} has no process type {group!r} in its job")
-            result = self.client.scale(job_id, group, count, f"Yurt: {group}={count}")
+            try:
+                result = self.client.scale(job_id, group, count, f"Yurt: {group}={count}")
+            except NomadConflict as exc:  # a deployment started meanwhile
+                if "active deployment" in exc.nomad_message:
+                    raise DeploymentInProgress(spec.app) from None
+                raise
             version = int((self.client.job(job_id) or {}).get("Version", 0))
             self._follow(job_id, result.eval_id, version, lambda _b: None, f"scale of {group}")
 
@@ -443,14 +526,92 @@ class NomadRuntime:
     def apply_routes(self, force: bool = False) -> None:
         """Routing follows the Consul catalog (tags in the job spec): nothing to apply."""
 
-    # -- not yet ----------------------------------------------------------------------------------------
-    def shutdown(self, keep_apps: bool) -> None:
-        if not keep_apps:
-            raise NotImplementedError("shutdown without keep_apps is not yet on the nomad runtime")
+    def _refuse_while_deploying(self, app: str, job_id: str) -> None:
+        dep = self.client.deployment(job_id)
+        if dep is not None and dep.get("Status") not in TERMINAL_DEPLOYMENT:
+            raise DeploymentInProgress(app)
 
     def restart(self, spec: DeploySpec, process_type: str | None) -> None:
-        raise NotImplementedError("restart is not yet on the nomad runtime")
+        """Rolling restart of one process type or all: the release's job again, with a new
+        ``yurt_restart`` nonce in the meta of the groups concerned. A meta change is a
+        destructive update (pitfall 7), so Nomad replaces those allocations under their
+        update blocks (web through healthy canaries: no downtime) and auto-reverts if the
+        new ones fail; waits for the deployment like ``deploy``."""
+        self._apps[spec.app_id] = spec.app
+        job_id = self.job_id(spec.app)
+        job = self.client.job(job_id)
+        if job is None or job.get("Stop"):
+            raise Conflict(f"{spec.app} is not running on the cluster: nothing to restart")
+        self._refuse_while_deploying(spec.app, job_id)
+        types = [t for t in spec.process_types if t != RELEASE]
+        if process_type is not None and process_type not in types:
+            raise InvalidParams(f"{spec.app} has no process type {process_type[:64]!r}")
+        nonce = uuid.uuid4().hex
+        restarts = {t: v for t, v in _restarts(job).items() if t in types}
+        restarts.update({t: nonce for t in ([process_type] if process_type else types)})
+        what = f"restart of {process_type or 'all processes'}"
+        self._register(self.app_spec(spec, restarts), job, lambda _b: None, what)
 
+    def stop_app(self, app_id: str) -> None:
+        """ps:stop: deregister the job without purge (its versions stay; ``restore`` or a
+        scale registers the release again) and wait until its allocations have stopped."""
+        job_id = self.job_id(self._app(app_id))
+        job = self.client.job(job_id)
+        if job is None:
+            return
+        if not job.get("Stop"):
+            self.client.stop(job_id)
+
+        def stopped(allocs: list[dict[str, Any]]) -> bool:
+            return all(a.get("ClientStatus") in TERMINAL_ALLOC for a in allocs)
+
+        with contextlib.suppress(NomadTimeout):  # they are stopping; ps shows them retiring
+            self.client.watch_allocations(job_id, stopped, self.settings.stop_timeout)
+
+    def missing(self, app_id: str) -> bool:
+        """The app's job does not exist on the cluster or is stopped."""
+        job = self.client.job(self.job_id(self._app(app_id)))
+        return job is None or bool(job.get("Stop"))
+
+    def restore(self, spec: DeploySpec) -> None:
+        """Run ``spec``'s release again, quietly: a no-op when the job already runs it. The
+        release phase is not run again (it ran when the release was deployed; a release
+        command such as a migration may not be safe to repeat), as on the local runtime."""
+        self._apps[spec.app_id] = spec.app
+        job = self.client.job(self.job_id(spec.app))
+        if (
+            job is not None
+            and not job.get("Stop")
+            and (job.get("Meta") or {}).get("yurt_release") == f"v{spec.version}"
+        ):
+            return
+        self._deploy(spec, lambda _b: None, release_phase=False)
+
+    def destroy(self, app: str, app_id: str) -> None:
+        """Purge the app's job and its release job (both namespaces); absent ones are fine.
+        Nomad deregisters the Consul services of the allocations it stops."""
+        job_id = self.job_id(app)
+        for client in (self.client, self.release_client):
+            if client.job(job_id) is None:
+                continue
+            try:
+                client.stop(job_id, purge=True)
+            except NomadError as exc:
+                if exc.nomad_status != 404:  # purged meanwhile
+                    raise
+        self._apps.pop(app_id, None)
+
+    def prune(self, app: str, keep_versions: set[int]) -> None:
+        """Nothing to do: Nomad keeps a bounded number of job versions itself
+        (``job_tracked_versions``, tagged versions kept, §1.2), and a rollback re-registers a
+        release from the DB anyway. Deleting old images from the cluster registry is out of
+        scope here."""
+
+    def shutdown(self, keep_apps: bool) -> None:
+        """Nothing to stop, with or without ``keep_apps``: apps on a cluster outlive the
+        controller (Nomad runs them; the controller only talks to it)."""
+
+    # -- logs -----------------------------------------------------------------------------------------
     def logs(
         self,
         app: str,
@@ -460,25 +621,175 @@ class NomadRuntime:
         ps: str | None,
         source: str = "app",
     ) -> Iterator[str]:
-        raise NotImplementedError("logs are not yet on the nomad runtime")
+        """The last ``lines`` of each instance's output, prefixed ``web.1 | `` like the local
+        runtime; with ``follow``, then new lines of all running instances merged as they come
+        (and of instances that appear later, e.g. a new release's).
 
-    def destroy(self, app: str, app_id: str) -> None:
-        raise NotImplementedError("destroy is not yet on the nomad runtime")
+        Instances are the running allocations (several per label while a deployment replaces
+        them), or for a label with none running, its latest finished one. Nomad keeps stdout
+        and stderr in separate files with no common clock, so an instance's tail is drawn from
+        both (stdout first, each stream getting at least half of ``lines`` when both have
+        more). Errors (router logs, Nomad unreachable) are raised here, before the first line.
+        """
+        if source == "router":
+            raise RouterLogsUnavailable()
+        if source != "app":
+            raise InvalidParams("source must be 'app' or 'router'")
+        self._apps[app_id] = app
+        job_id = self.job_id(app)
+        chosen = self._log_allocations(job_id, ps)
+        tails = [(label, a, self._read_tail(a, lines)) for label, a in chosen]
+        return self._log_lines(job_id, ps, tails, follow)
 
-    def stop_app(self, app_id: str) -> None:
-        raise NotImplementedError("stop_app is not yet on the nomad runtime")
+    def _log_allocations(self, job_id: str, ps: str | None) -> list[tuple[str, dict[str, Any]]]:
+        if self.client.job(job_id) is None:
+            return []
+        by_label: dict[str, list[dict[str, Any]]] = {}
+        for a in self.client.allocations(job_id):
+            label = _label(a)
+            if ps in (None, a.get("TaskGroup"), label):
+                by_label.setdefault(label, []).append(a)
+        chosen = []
+        for label, allocs in sorted(by_label.items(), key=lambda kv: _label_key(kv[0])):
+            allocs.sort(key=lambda a: int(a.get("CreateIndex") or 0))
+            live = [a for a in allocs if _live(a)]
+            chosen += [(label, a) for a in (live or allocs[-1:])]
+        return chosen
 
-    def missing(self, app_id: str) -> bool:
-        raise NotImplementedError("missing is not yet on the nomad runtime")
+    def _read_tail(self, alloc: dict[str, Any], lines: int) -> tuple[list[str], dict[str, int]]:
+        """The alloc's last ``lines`` lines and the byte offset reached in each stream."""
+        texts: dict[str, list[str]] = {}
+        offsets: dict[str, int] = {}
+        for stream in LOG_STREAMS:
+            data = b"".join(self.client.alloc_logs(alloc["ID"], str(alloc["TaskGroup"]), stream))
+            offsets[stream] = len(data)
+            texts[stream] = data.decode("utf-8", "replace").splitlines()
+        out, err = texts["stdout"], texts["stderr"]
+        keep_err = min(len(err), max(lines - len(out), (lines + 1) // 2))
+        keep_out = min(len(out), lines - keep_err)
+        return (out[len(out) - keep_out :] + err[len(err) - keep_err :], offsets)
 
-    def restore(self, spec: DeploySpec) -> None:
-        raise NotImplementedError("restore is not yet on the nomad runtime")
-
-    def prune(self, app: str, keep_versions: set[int]) -> None:
-        raise NotImplementedError("prune is not yet on the nomad runtime")
+    def _log_lines(
+        self,
+        job_id: str,
+        ps: str | None,
+        tails: list[tuple[str, dict[str, Any], tuple[list[str], dict[str, int]]]],
+        follow: bool,
+    ) -> Iterator[str]:
+        for label, _a, (text, _offsets) in tails:
+            for line in text:
+                yield f"{label} | {line}\n"
+        if not follow:
+            return
+        merged = _MergedFollow(self.client, job_id, ps, self.settings.log_poll)
+        # finished ones too: never read from the start again
+        merged.followed.update(a["ID"] for _name, a, _tail in tails)
+        for label, a, (_text, offsets) in tails:
+            if _live(a):
+                merged.add(label, a, offsets)
+        yield from merged.lines()
 
 
 # -- helpers ------------------------------------------------------------------------------------------
+
+
+class _MergedFollow:
+    """The follow streams (§1.9) of several allocations merged into one iterator: a reader
+    thread per allocation and stream feeds a queue, and a watcher thread adds allocations
+    that appear later (a new release, a scale-up). Closing the iterator stops them all."""
+
+    def __init__(self, client: NomadClient, job_id: str, ps: str | None, poll: float) -> None:
+        self.client, self.job_id, self.ps, self.poll = client, job_id, ps, poll
+        self.queue: queue.Queue[str] = queue.Queue(maxsize=10_000)
+        self.stop = threading.Event()
+        self.followed: set[str] = set()
+
+    def lines(self) -> Iterator[str]:
+        threading.Thread(
+            target=self._watch, name=f"yurt-logs-watch-{self.job_id}", daemon=True
+        ).start()
+        try:
+            while True:
+                yield self.queue.get()
+        finally:  # the consumer stopped iterating (generator closed): let every reader go
+            self.stop.set()
+
+    def add(self, label: str, alloc: Mapping[str, Any], offsets: Mapping[str, int]) -> None:
+        self.followed.add(alloc["ID"])
+        for stream in LOG_STREAMS:
+            threading.Thread(
+                target=self._pump,
+                args=(alloc["ID"], label, str(alloc["TaskGroup"]), stream, offsets.get(stream, 0)),
+                name=f"yurt-logs-{alloc['ID'][:8]}-{stream}",
+                daemon=True,
+            ).start()
+
+    def _put(self, label: str, raw: bytes) -> None:
+        line = f"{label} | {raw.decode('utf-8', 'replace')}\n"
+        while not self.stop.is_set():
+            with contextlib.suppress(queue.Full):
+                self.queue.put(line, timeout=0.5)
+                return
+
+    def _pump(self, alloc_id: str, label: str, task: str, stream: str, offset: int) -> None:
+        chunks = self.client.alloc_logs(
+            alloc_id, task, stream, follow=True, offset=offset, stop=self.stop
+        )
+        pending = b""
+        try:
+            for data in chunks:
+                *complete, pending = (pending + data).split(b"\n")
+                for raw in complete:
+                    self._put(label, raw)
+            if pending:
+                self._put(label, pending)
+        except NomadError:
+            return  # the allocation is gone (garbage-collected): its stream ends
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+
+    def _watch(self) -> None:
+        while not self.stop.wait(self.poll):
+            try:
+                allocs = self.client.allocations(self.job_id)
+            except NomadError:
+                continue  # Nomad briefly unreachable: look again later
+            for a in sorted(allocs, key=lambda a: int(a.get("CreateIndex") or 0)):
+                label = _label(a)
+                if a["ID"] in self.followed or not _live(a):
+                    continue
+                if self.ps in (None, a.get("TaskGroup"), label):
+                    self.add(label, a, {})
+
+
+def _restarts(job: Mapping[str, Any]) -> dict[str, str]:
+    """Group -> restart nonce of a registered job (group meta ``yurt_restart``)."""
+    found = {}
+    for g in job.get("TaskGroups") or []:
+        nonce = (g.get("Meta") or {}).get("yurt_restart")
+        if nonce:
+            found[str(g["Name"])] = str(nonce)
+    return found
+
+
+def _label(a: Mapping[str, Any]) -> str:
+    """``web.1`` for allocation ``<job>.web[0]``: the local runtime's instance names."""
+    name = str(a.get("Name") or "")
+    index = name.rsplit("[", 1)[-1].rstrip("]") if "[" in name else ""
+    return f"{a.get('TaskGroup')}.{int(index) + 1 if index.isdigit() else 0}"
+
+
+def _label_key(label: str) -> tuple[bool, str, int]:
+    group, _, number = label.rpartition(".")
+    return (group != WEB, group, int(number) if number.isdigit() else 0)
+
+
+def _live(a: Mapping[str, Any]) -> bool:
+    """Running, or about to (its output may still grow)."""
+    client = a.get("ClientStatus")
+    return client == "running" or (client == "pending" and a.get("DesiredStatus") == "run")
 
 
 def _say(emit: Emit, line: str) -> None:

@@ -23,6 +23,9 @@ Behaviour modelled, with sources:
   auto-promote needs every canary group to opt in; auto-revert goes to the latest *stable*
   version and only if its spec differs, with Nomad's status descriptions; success marks the
   version stable.
+* namespaces: a job in a namespace that does not exist is refused (only ``default`` exists in
+  a new cluster; the test creates others with ``FakeCluster.create_namespace``)
+  [N:nomad/state/state_store.go upsertJobImpl].
 * dispatch: meta/payload validation and errors, child IDs, meta merged into the child,
   idempotency tokens returning the existing child without an eval [N:nomad/job_endpoint.go
   Dispatch, validateDispatchRequest].
@@ -118,6 +121,7 @@ class NomadState:
         self.evals: dict[str, dict[str, Any]] = {}
         self.rules: list[OutcomeRule] = []
         self.next_port = 20000
+        self.namespaces: set[str] = {"default"}
 
     # -- indexes -------------------------------------------------------------------------------
     def write(self, *tables: str) -> int:
@@ -166,6 +170,12 @@ class NomadState:
         errors = canonical.validate(job)
         if errors:
             raise NomadError(500, multierror(errors))
+        if job["Namespace"] not in self.namespaces:
+            # [N:nomad/job_endpoint_hooks.go jobNamespaceConstraintCheckHook.Validate;
+            # N:nomad/state/state_store.go upsertJobImpl]: a plain RPC error, so HTTP 500 (§1.0)
+            raise NomadError(
+                500, f'job "{job["ID"]}" is in nonexistent namespace "{job["Namespace"]}"'
+            )
         key = (job["Namespace"], job["ID"])
         entry = self.jobs.get(key)
         cur = entry.job if entry else None

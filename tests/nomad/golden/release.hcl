@@ -1,7 +1,7 @@
 # Rendered by Yurt from jobspecs/release.nomad.hcl.j2; Yurt owns this job (see its meta).
-job "shop.release" {
+job "shop" {
   type        = "batch"
-  namespace   = "yurt"
+  namespace   = "yurt-release"
   region      = "global"
   datacenters = ["dc1"]
 
@@ -11,6 +11,7 @@ job "shop.release" {
     "yurt_build"          = "01J9Z3K8Q4W6E2R5T7Y9A1B3C5"
     "yurt_config_version" = "3"
     "yurt_description"    = "Deploy 1a2b3c4"
+    "yurt_run"            = "5f0c2a9e4b7d4c1e8a3b6d9f2e1c4a7b"
   }
 
   group "release" {
