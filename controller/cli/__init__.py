@@ -15,12 +15,14 @@ import click
 
 from controller import __version__
 from controller.cli import (
+    admin,
     apps,
     auth,
     buildpacks,
     builds,
     configvars,
     domains,
+    jobspec,
     keys,
     logs,
     ps,
@@ -40,6 +42,8 @@ TOPICS = (
     ("logs", "Logs"),
     ("buildpacks", "Buildpacks"),
     ("keys", "SSH keys"),
+    ("jobspec", "Nomad job specs"),
+    ("admin", "Cluster setup"),
     ("server", "Server"),
 )
 
@@ -85,6 +89,8 @@ def cli() -> None:
 for _module in (auth, apps, builds, releases, configvars, ps, domains, logs, buildpacks, keys):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
+cli.add_command(admin.vault_setup)  # talks to Vault, not to a controller
+cli.add_command(jobspec.render_command)  # needs no controller or cluster
 
 
 def main() -> None:

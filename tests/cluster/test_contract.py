@@ -10,6 +10,7 @@ import re
 import subprocess
 from urllib.parse import urlsplit
 
+from controller.secrets.vault_setup import VaultSetupSettings, vault_objects
 from tests.cluster.cluster_files import (
     CONFIG,
     JOBS,
@@ -39,6 +40,7 @@ def test_contract_is_plain_and_bash_reads_it_the_same(contract: Contract) -> Non
         "YURT_VAULT_PORT",
         "YURT_DATACENTER",
         "YURT_NOMAD_NAMESPACE",
+        "YURT_NOMAD_RELEASE_NAMESPACE",
         "YURT_VAULT_JWT_MOUNT",
         "YURT_VAULT_AUDIENCE",
         "YURT_VAULT_ROLE",
@@ -106,11 +108,15 @@ def test_vault_server_and_jwt_auth_agree(contract: Contract) -> None:
     assert auth["default_role"] == contract["YURT_VAULT_ROLE"]
 
 
-def test_vault_role_admits_only_app_jobs_of_the_namespace(contract: Contract) -> None:
+def test_vault_role_admits_only_app_and_release_jobs(contract: Contract) -> None:
+    """An app's service job (namespace yurt) and its release phase (yurt-release, the same job
+    ID) log in; builds and cluster services (namespace default) do not."""
     role = load_json(CONFIG / "vault" / "jwt-app-role.json")
     assert role["role_type"] == "jwt", "Vault and OpenBao default role_type to oidc"
     assert role["bound_audiences"] == [contract["YURT_VAULT_AUDIENCE"]]
-    assert role["bound_claims"] == {"nomad_namespace": contract["YURT_NOMAD_NAMESPACE"]}
+    namespaces = [contract["YURT_NOMAD_NAMESPACE"], contract["YURT_NOMAD_RELEASE_NAMESPACE"]]
+    assert role["bound_claims"] == {"nomad_namespace": namespaces}
+    assert "default" not in namespaces
     assert role["user_claim"] == "/nomad_job_id"
     assert role["user_claim_json_pointer"] is True
     assert role["claim_mappings"]["nomad_job_id"] == "nomad_job_id"
@@ -122,6 +128,35 @@ def test_app_policy_reads_only_the_apps_own_secret(contract: Contract) -> None:
     job_id = "{{identity.entity.aliases.@JWT_ACCESSOR@.metadata.nomad_job_id}}"
     own = f"{contract['YURT_KV_MOUNT']}/data/{contract['YURT_KV_PREFIX']}/{job_id}"
     assert paths == {own: {"capabilities": ["read"]}}
+
+
+def test_vault_setup_writes_the_files_as_they_are(contract: Contract) -> None:
+    """With cluster.env's names, `yurt admin:vault-setup` writes exactly what the files say
+    (the accessor filled in), so it and 5-vault.sh's `vault write @file` agree."""
+    settings = VaultSetupSettings.from_contract(contract)
+    objects = vault_objects(settings, "auth_jwt_0123", contract=contract)
+    vault = CONFIG / "vault"
+    assert objects.role == load_json(vault / "jwt-app-role.json")
+    assert objects.auth_config == load_json(vault / "jwt-auth-config.json")
+    app_policy = (vault / "app-policy.hcl").read_text().replace("@JWT_ACCESSOR@", "auth_jwt_0123")
+    assert objects.policies == {
+        contract["YURT_VAULT_APP_POLICY"]: app_policy,
+        contract["YURT_VAULT_CONTROLLER_POLICY"]: (vault / "controller-policy.hcl").read_text(),
+    }
+    script = (PROVISION / "5-vault.sh").read_text()
+    for name in (
+        "jwt-auth-config.json",
+        "jwt-app-role.json",
+        "app-policy.hcl",
+        "controller-policy.hcl",
+    ):
+        assert f"$CONFIG_DIR/vault/{name}" in script, name
+
+
+def test_both_app_namespaces_exist_on_the_cluster(contract: Contract) -> None:
+    script = (PROVISION / "6-services.sh").read_text().replace("\\\n", " ")
+    applied = re.findall(r"nomad namespace apply .*?\"\$(\w+)\"", script)
+    assert applied == ["YURT_NOMAD_NAMESPACE", "YURT_NOMAD_RELEASE_NAMESPACE"]
 
 
 def test_controller_policy_stays_under_the_apps_prefix(contract: Contract) -> None:
@@ -179,6 +214,7 @@ def test_scripts_take_names_from_the_contract(contract: Contract) -> None:
         "YURT_VAULT_ROLE",
         "YURT_VAULT_AUDIENCE",
         "YURT_VAULT_CONTROLLER_POLICY",
+        "YURT_NOMAD_RELEASE_NAMESPACE",
         "YURT_REGISTRY_ADDR",
         "YURT_KV_PREFIX",
     )

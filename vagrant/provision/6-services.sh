@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Stage 6 (node1): the cluster services as Nomad jobs (registry, Traefik), the Nomad namespace
-# for app jobs, and a summary of the addresses for the controller (issue #5) and for people.
+# Stage 6 (node1): the cluster services as Nomad jobs (registry, Traefik), the Nomad namespaces
+# for app jobs and their release-phase jobs, and a summary of the addresses for the controller
+# (issue #5) and for people.
 set -euo pipefail
 # shellcheck source=vagrant/lib.sh
 source "${YURT_DIR:-/yurt}/vagrant/lib.sh"
 
 is_server || die "6-services.sh runs on the server node only"
 : "${YURT_BASE_DOMAIN:?YURT_BASE_DOMAIN is set by the Vagrantfile}"
-stage "services: namespace $YURT_NOMAD_NAMESPACE, registry and traefik jobs"
+stage "services: namespaces $YURT_NOMAD_NAMESPACE and $YURT_NOMAD_RELEASE_NAMESPACE, registry and traefik jobs"
 
 export NOMAD_ADDR=$NOMAD_LOCAL
 nomad namespace apply -description "Yurt apps: one service job per app, job ID = app name" \
   "$YURT_NOMAD_NAMESPACE" >/dev/null
+# The Vault role admits workload identities from these two namespaces only, and the app policy
+# is keyed on the job ID; the release phase reuses the app's job ID here to read its config.
+nomad namespace apply -description "Yurt release phases: one batch job per release, job ID = app name" \
+  "$YURT_NOMAD_RELEASE_NAMESPACE" >/dev/null
 
 # `nomad job run` is idempotent: an unchanged spec creates no new job version.
 for job in registry traefik; do
