@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import sessionmaker
 
+from controller import proc
 from controller.apps.service import AppService
 from controller.auth import TokenService, load_or_create_hook_token
+from controller.builds.appjson import web_check
 from controller.builds.service import BuildService
 from controller.config.service import ConfigService
 from controller.db.engine import make_engine, make_sessionmaker, migrate
-from controller.db.models import App
+from controller.db.models import App, Domain
 from controller.domains.service import DomainService
 from controller.git.repos import Repos
 from controller.keys.service import KeyService
@@ -23,6 +25,9 @@ from controller.runtime.local.runtime import LocalRuntime
 from controller.secrets.openbao import EmbeddedOpenBao
 from controller.secrets.store import ConfigStore
 from controller.settings import Settings
+
+if TYPE_CHECKING:
+    from controller.runtime.nomad.builds import NomadBuilder
 
 
 @dataclass
@@ -75,6 +80,9 @@ class Platform:
         releases.restore_config = config.restore
         apps = AppService(settings, sessions, repos, builds, runtime)
         apps.destroy_config = config.destroy
+        domains = DomainService(settings, sessions, runtime)
+        if settings.runtime == "nomad":
+            domains.on_change = releases.reroute  # routes are tags in the app's job
         return cls(
             settings,
             engine,
@@ -86,7 +94,7 @@ class Platform:
             KeyService(sessions),
             runtime,
             releases,
-            DomainService(settings, sessions, runtime),
+            domains,
             config,
             openbao,
         )
@@ -142,21 +150,16 @@ def make_runtime(settings: Settings, sessions: sessionmaker[Any], builds: BuildS
                 raise LookupError(f"unknown app id {app_id!r}")
             return app.name
 
-    runtime = NomadRuntime(
-        client,
-        NomadRuntimeSettings(
-            namespace=cluster.nomad.namespace,
-            region=cluster.nomad.region or "global",
-            datacenters=cluster.datacenters,
-            base_domain=settings.base_domain,
-            router=cluster.router,
-            deploy_timeout=cluster.deploy_timeout,
-        ),
-        image_for=image_for,
-        config_version_for=lambda spec: spec.config_version or None,
-        app_for=app_for,
-    )
-    builds.remote = NomadBuilder(
+    def hosts_for(spec: DeploySpec) -> tuple[str, ...]:
+        with sessions() as s:
+            rows = s.scalars(
+                select(Domain.hostname)
+                .where(Domain.app_id == spec.app_id)
+                .order_by(Domain.created_at, Domain.hostname)
+            )
+            return tuple(rows)
+
+    builder = NomadBuilder(
         client,
         BuildJobSpec(
             builder_image=cluster.builder,
@@ -169,4 +172,35 @@ def make_runtime(settings: Settings, sessions: sessionmaker[Any], builds: BuildS
         settings.cache_dir,
         stack_image=cluster.stack_image or None,
     )
-    return runtime
+    builds.remote = builder
+    return NomadRuntime(
+        client,
+        NomadRuntimeSettings(
+            namespace=cluster.nomad.namespace,
+            region=cluster.nomad.region or "global",
+            datacenters=cluster.datacenters,
+            base_domain=settings.base_domain,
+            router=cluster.router,
+            deploy_timeout=cluster.deploy_timeout,
+        ),
+        image_for=image_for,
+        config_version_for=lambda spec: spec.config_version or None,
+        app_for=app_for,
+        health_check_for=lambda spec: _web_health_check(settings, spec, builder),
+        hosts_for=hosts_for,
+    )
+
+
+def _web_health_check(settings: Settings, spec: DeploySpec, builder: NomadBuilder) -> Any:
+    """The Consul check of web: the HTTP path app.json declares at the release's commit, else
+    TCP. Read from the app's repo (the controller has no slug on the nomad runtime), or, for
+    a commit still in the push's quarantine, from what its build saw."""
+    from controller.runtime.nomad.jobspec import HealthCheck
+
+    if not spec.commit:
+        return HealthCheck()
+    repo = settings.repos_dir / f"{spec.app}.git"
+    shown = proc.run(["git", "--git-dir", repo, "show", f"{spec.commit}:app.json"], check=False)
+    text = shown.stdout if shown.returncode == 0 else builder.app_json(spec.commit)
+    check = web_check(text)
+    return HealthCheck(path=check.path) if check else HealthCheck()

@@ -7,6 +7,7 @@ address of an app that exists now or is created later.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -35,6 +36,9 @@ class DomainService:
         self.settings = settings
         self.sessions = sessions
         self.runtime = runtime
+        # Called after a domain of the app was added or removed, when routes live in the app's
+        # job (the nomad runtime: its routing tags) rather than in the local router.
+        self.on_change: Callable[[App], None] | None = None
 
     def default_host(self, app: App) -> str:
         return f"{app.name}.{self.settings.base_domain}"
@@ -66,6 +70,8 @@ class DomainService:
         except IntegrityError as exc:  # a concurrent add of the same host won
             raise Conflict(f"The domain {host} is already taken.") from exc
         self.runtime.apply_routes()
+        if self.on_change is not None:
+            self.on_change(app)
         return DomainView(host, app.name, False, row.created_at)
 
     def remove(self, app: App, hostname: str) -> DomainView:
@@ -79,6 +85,8 @@ class DomainService:
             view = DomainView(host, app.name, False, row.created_at)
             s.delete(row)
         self.runtime.apply_routes()
+        if self.on_change is not None:
+            self.on_change(app)
         return view
 
     def _check_not_reserved(self, app: App, host: str) -> None:

@@ -391,6 +391,26 @@ class ReleaseService:
             except DeployFailed as exc:
                 raise DeployError(f"Restart failed; the old processes keep running: {exc}") from exc
 
+    def reroute(self, app: App) -> None:
+        """Roll web again so the app's routing (its job's tags) names its current domains (the
+        nomad runtime, after domains:add/remove); nothing to do before the first release or
+        while the app is stopped: the next deploy or ps:start carries them."""
+        release = self.current(app.id)
+        with self.sessions() as s:
+            row = s.get(App, app.id)
+            stopped = row is None or row.stopped
+        if release is None or stopped or "web" not in json.loads(release.process_types):
+            return
+        with self._lock(app.id):
+            try:
+                self.runtime.restart(self.spec(app.id, release), "web")
+            except (DeployFailed, YurtError) as exc:
+                message = exc.message if isinstance(exc, YurtError) else str(exc)
+                raise DeployError(
+                    f"The domain change is saved but web could not be rolled to route it: "
+                    f"{message}. It takes effect with the next deploy or ps:restart."
+                ) from exc
+
     def stop(self, app: App) -> None:
         """ps:stop: stop every process; nothing runs until ps:start or the next deploy."""
         with self._lock(app.id):

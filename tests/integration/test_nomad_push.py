@@ -222,6 +222,10 @@ def test_push_builds_an_image_on_the_cluster_and_releases_it_by_digest(
             assert job["Meta"]["yurt_release"] == "v1"
             assert _task(job, "web")["Config"]["image"] == v1["image"]
             assert executor.runs[-1]["exit"] == 0
+            service = _group(job, "web")["Services"][0]
+            assert service["Checks"][0]["Type"] == "http"
+            assert service["Checks"][0]["Path"] == "/health"  # app.json's healthchecks.web
+            assert "traefik.http.routers.web-web.rule=Host(`web.apps.test`)" in service["Tags"]
             assert (
                 executor.runs[-1]["meta"]["image"] == f"{registry.addr}/web:{build['id'].lower()}"
             )
@@ -240,6 +244,11 @@ def test_push_builds_an_image_on_the_cluster_and_releases_it_by_digest(
             assert len({b["image"] for b in builds}) == 2
             assert len(list((srv.data_dir / "cache").glob("*.tar.gz"))) == 1  # the app's cache
 
+            srv.cli("domains:add", "www.example.com", "-a", "web")
+            tags = _group(cluster.job("web", NS), "web")["Services"][0]["Tags"]
+            rule = "Host(`web.apps.test`) || Host(`www.example.com`)"
+            assert f"traefik.http.routers.web-web.rule={rule}" in tags
+
             srv.cli("rollback", "v1", "-a", "web")
             newest = releases(srv, "web")[0]
             assert newest["description"] == "Rollback to v1" and newest["image"] == v1["image"]
@@ -252,9 +261,12 @@ def test_push_builds_an_image_on_the_cluster_and_releases_it_by_digest(
     assert "hello there" not in srv.log()
 
 
+def _group(job: dict[str, Any], group: str) -> dict[str, Any]:
+    return next(g for g in job["TaskGroups"] if g["Name"] == group)  # type: ignore[no-any-return]
+
+
 def _task(job: dict[str, Any], group: str) -> dict[str, Any]:
-    tg = next(g for g in job["TaskGroups"] if g["Name"] == group)
-    return tg["Tasks"][0]  # type: ignore[no-any-return]
+    return _group(job, group)["Tasks"][0]  # type: ignore[no-any-return]
 
 
 def test_nomad_runtime_needs_an_external_vault(tmp_path: Path, cluster: FakeCluster) -> None:

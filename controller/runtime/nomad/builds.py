@@ -22,8 +22,10 @@ import hashlib
 import hmac
 import logging
 import secrets
+import tarfile
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,8 +105,28 @@ class NomadBuilder:
         self.eval_timeout = eval_timeout
         self.poll = poll
         self.grants = BuildGrants()
+        # commit -> its app.json (None: none), read from the pushed source: the first deploy
+        # of a commit runs inside the pre-receive hook, before git lets anyone else see it.
+        self._app_json: OrderedDict[str, bytes | None] = OrderedDict()
         self._registered: str | None = None
         self._register_lock = threading.Lock()
+
+    def app_json(self, commit: str) -> bytes | None:
+        """The app.json of a commit built here recently (None if unknown or absent)."""
+        with self._register_lock:
+            return self._app_json.get(commit)
+
+    def _remember_app_json(self, req: RemoteBuild) -> None:
+        try:
+            with tarfile.open(req.source) as tar:
+                member = tar.extractfile("app.json")
+                data = member.read(1 << 20) if member is not None else None
+        except (KeyError, OSError, tarfile.TarError):
+            data = None
+        with self._register_lock:
+            self._app_json[req.commit] = data
+            while len(self._app_json) > 100:
+                self._app_json.popitem(last=False)
 
     def cache_path(self, app_id: str) -> Path:
         """The app's build cache, kept by the controller so any client can build the app."""
@@ -142,7 +164,9 @@ class NomadBuilder:
             output.start()
             alloc = self._wait_done(child, alloc_id, cancel)
             output.join()
-            return self._outcome(req, alloc)
+            result = self._outcome(req, alloc)
+            self._remember_app_json(req)
+            return result
         except BuildCancelled:
             if child is not None:
                 self._stop(child)

@@ -149,6 +149,8 @@ class NomadRuntime:
         image_for: Callable[[DeploySpec], ReleaseImage] | None = None,
         config_version_for: Callable[[DeploySpec], int | None] | None = None,
         app_for: Callable[[str], str] | None = None,
+        health_check_for: Callable[[DeploySpec], HealthCheck] | None = None,
+        hosts_for: Callable[[DeploySpec], tuple[str, ...]] | None = None,
     ) -> None:
         if (images is None) == (image_for is None):
             raise ValueError("give exactly one of images and image_for")
@@ -165,6 +167,9 @@ class NomadRuntime:
         self._image_for = image_for
         self._config_version_for = config_version_for
         self._app_for = app_for
+        # The web check of the release's app.json, and the app's custom domains.
+        self._health_check_for = health_check_for
+        self._hosts_for = hosts_for
         self._apps: dict[str, str] = {}  # app id -> app name, learnt from deploy/scale
 
     # -- the job spec -----------------------------------------------------------------------------
@@ -188,11 +193,18 @@ class NomadRuntime:
             deploy=s.deploy,
             processes={t: c for t, c in spec.process_types.items() if t != RELEASE},
             formation={t: n for t, n in spec.formation.items() if t != RELEASE},
-            hosts=(f"{spec.app}.{s.base_domain}",) if s.base_domain else (),
+            hosts=self._hosts(spec),
             router=s.router,
-            health_check=s.health_check,
+            health_check=self._health_check_for(spec) if self._health_check_for else s.health_check,
             restarts=restarts or {},
         )
+
+    def _hosts(self, spec: DeploySpec) -> tuple[str, ...]:
+        """The app's default host, then its custom domains (``hosts_for``)."""
+        base = self.settings.base_domain
+        default = (f"{spec.app}.{base}",) if base else ()
+        more = self._hosts_for(spec) if self._hosts_for else ()
+        return default + tuple(h for h in more if h not in default)
 
     def _image(self, spec: DeploySpec) -> ReleaseImage:
         if self._image_for is not None:
