@@ -13,6 +13,10 @@ command -v node >/dev/null || need+=(nodejs)
 command -v npm >/dev/null || need+=(npm)
 command -v ruby >/dev/null || need+=(ruby)  # ruby -c Vagrantfile (tests/cluster)
 command -v gpg >/dev/null || need+=(gnupg)  # key-fingerprint checks (tests/cluster)
+command -v docker-registry >/dev/null || need+=(docker-registry)  # a real registry (tests/builder)
+command -v skopeo >/dev/null || need+=(skopeo)  # image copy/push (controller/builder)
+command -v umoci >/dev/null || need+=(umoci)  # image layers and config (controller/builder)
+command -v buildah >/dev/null || need+=(buildah)  # Dockerfile apps (controller/builder)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

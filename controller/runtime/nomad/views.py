@@ -22,11 +22,11 @@ from flask import Blueprint, Response, jsonify, request, send_file
 
 from controller.api.context import platform
 from controller.errors import InvalidParams, NotFound
+from controller.names import PROCESS_TYPE_RE
 from controller.runtime.nomad.builds import Grant, NomadBuilder
 
 cluster_builds = Blueprint("cluster_builds", __name__, url_prefix="/internal/builds")
 _DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
-_TYPE_RE = re.compile(r"[a-z][a-z0-9_-]{0,62}")
 _CHUNK = 1 << 20
 
 
@@ -116,7 +116,7 @@ def _check_result(body: Any, registry: str, app: str) -> dict[str, Any]:
     types = body.get("process_types")
     if (
         not isinstance(types, dict)
-        or not all(isinstance(k, str) and _TYPE_RE.fullmatch(k) for k in types)
+        or not all(isinstance(k, str) and PROCESS_TYPE_RE.fullmatch(k) for k in types)
         or not all(isinstance(v, str) and v.strip() for v in types.values())
     ):
         raise InvalidParams("process_types must map process type names to commands.")
