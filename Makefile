@@ -35,6 +35,9 @@ format: $(STAMP)
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest -n 2 -m "not live" $(PYTEST_ARGS)
 
+test-live: $(STAMP)
+	$(BIN)/pytest -m live -rs tests/live $(PYTEST_ARGS)
+
 test-fast: $(STAMP)
 	$(BIN)/pytest -n 2 -m "not live" tests/unit $(PYTEST_ARGS)
 

@@ -191,7 +191,8 @@ class NomadRuntime:
             region=s.region,
             datacenters=s.datacenters,
             deploy=s.deploy,
-            processes={t: c for t, c in spec.process_types.items() if t != RELEASE},
+            # an empty command (none in the Procfile) runs the image's own CMD
+            processes={t: c or None for t, c in spec.process_types.items() if t != RELEASE},
             formation={t: n for t, n in spec.formation.items() if t != RELEASE},
             hosts=self._hosts(spec),
             router=s.router,
