@@ -55,6 +55,7 @@ def test_hostile_values_round_trip_through_the_fake(manual_cluster: FakeCluster,
         "yurt_release": "v7",
         "yurt_build": spec.build_id,
         "yurt_config_version": "3",
+        "yurt_formation": spec.formation_text,
     }
     assert job["Meta"] == expected_meta | ({"yurt_description": text} if text else {})
     assert web["Templates"][0]["EmbeddedTmpl"] == spec.secret_env_template

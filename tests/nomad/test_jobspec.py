@@ -102,6 +102,7 @@ def test_app_job_json_has_what_the_runtime_relies_on(manual_cluster: FakeCluster
         "yurt_build": BUILD_ID,
         "yurt_config_version": "3",
         "yurt_description": "Deploy 1a2b3c4",
+        "yurt_formation": "web=2,worker=1",
     }
     web, worker = groups(job)["web"], groups(job)["worker"]
     assert [tg["Name"] for tg in job["TaskGroups"]] == ["web", "worker"]

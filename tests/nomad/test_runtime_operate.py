@@ -310,3 +310,27 @@ def test_logs_follow_merges_allocations_and_picks_up_new_ones(
     assert _log_threads()
     lines.close()  # type: ignore[attr-defined]
     _eventually(lambda: not _log_threads(), timeout=10)
+
+
+def test_deploy_keeps_counts_changed_on_the_cluster_until_the_formation_changes(
+    fake_cluster: FakeCluster, runtime: NomadRuntime
+) -> None:
+    """PreserveCounts (levant): a count set outside Yurt (an autoscaler, `nomad job scale`)
+    survives deploys with the same formation; a new formation (ps:scale) replaces it."""
+    deploy(runtime, spec(1, {"web": 2, "worker": 1}))
+    runtime.client.scale(APP, "web", 4, "autoscaler")
+    _eventually(lambda: _count(runtime, "web") == 4 and _stable(runtime))
+    deploy(runtime, spec(2, {"web": 2, "worker": 1}))
+    assert _count(runtime, "web") == 4
+    deploy(runtime, spec(3, {"web": 1, "worker": 1}))
+    assert _count(runtime, "web") == 1
+
+
+def _count(runtime: NomadRuntime, group: str) -> int:
+    job = runtime.client.job(APP) or {}
+    return next(int(g["Count"]) for g in job["TaskGroups"] if g["Name"] == group)
+
+
+def _stable(runtime: NomadRuntime) -> bool:
+    dep = runtime.client.deployment(APP)
+    return dep is None or dep["Status"] in ("successful", "failed", "cancelled")

@@ -129,8 +129,9 @@ class NomadBuilder:
                 self._app_json.popitem(last=False)
 
     def cache_path(self, app_id: str) -> Path:
-        """The app's build cache, kept by the controller so any client can build the app."""
-        return self.cache_dir / f"{app_id}.tar.gz"
+        """The app's build cache, kept by the controller so any client can build the app
+        (in the app's cache dir, which builds:purge-cache and apps:destroy remove)."""
+        return self.cache_dir / app_id / "cluster-build-cache.tar.gz"
 
     def target(self, app: str, build_id: str) -> str:
         return f"{self.spec.registry}/{app}:{build_id.lower()}"

@@ -317,6 +317,17 @@ class AppJobSpec(_Workload):
         object.__setattr__(self, "restarts", _frozen_map(self.restarts))
 
     @property
+    def job_meta(self) -> dict[str, str]:
+        """Plus the formation Yurt asked for: a later deploy with the same formation keeps the
+        counts on the cluster (PreserveCounts), which an autoscaler or an operator may have
+        changed since; a new formation (ps:scale) sets them."""
+        return {**super().job_meta, "yurt_formation": self.formation_text}
+
+    @property
+    def formation_text(self) -> str:
+        return ",".join(f"{t}={self.formation.get(t, 0)}" for t in sorted(self.processes))
+
+    @property
     def service_name(self) -> str:
         """The Consul service of web (Nomad's own default, ``<job>-<group>``). Apps never share
         a name with the cluster's services (``registry``, ``traefik``), which DNS resolves."""

@@ -257,7 +257,15 @@ class NomadRuntime:
         before = (int(current["Version"]), int(current["JobModifyIndex"])) if current else None
         hcl = render_app_job(app)
         job = self.client.parse(hcl)
-        result = self.client.register(job, before[1] if before else 0, submission=hcl)
+        # The formation Yurt last deployed is unchanged: keep the counts the cluster has (an
+        # autoscaler's or an operator's, levant's behaviour); a new formation sets them.
+        preserve = (
+            current is not None
+            and (current.get("Meta") or {}).get("yurt_formation") == app.formation_text
+        )
+        result = self.client.register(
+            job, before[1] if before else 0, preserve_counts=preserve, submission=hcl
+        )
         registered = self.client.job(app.job_id) or {}
         version = int(registered.get("Version", 0))
         if before is not None and version == before[0]:

@@ -12,6 +12,7 @@ job "shop" {
     "yurt_build"          = "01J9Z3K8Q4W6E2R5T7Y9A1B3C5"
     "yurt_config_version" = "3"
     "yurt_description"    = "Deploy 1a2b3c4"
+    "yurt_formation"      = "web=2,worker=1"
   }
 
   group "web" {

@@ -7,9 +7,10 @@ job "shop" {
 
   # Ownership; the release id makes every release a new job version.
   meta = {
-    "yurt_app"     = "shop"
-    "yurt_release" = "v7"
-    "yurt_build"   = "01J9Z3K8Q4W6E2R5T7Y9A1B3C5"
+    "yurt_app"       = "shop"
+    "yurt_release"   = "v7"
+    "yurt_build"     = "01J9Z3K8Q4W6E2R5T7Y9A1B3C5"
+    "yurt_formation" = "web=1"
   }
 
   group "web" {
