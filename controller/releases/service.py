@@ -351,10 +351,12 @@ class ReleaseService:
             ).all()
         for app in apps:
             release = self.current(app.id)
-            if release is None or not self.runtime.missing(app.id):
+            if release is None:
                 continue
             with self._lock(app.id):
                 try:
+                    if not self.runtime.missing(app.id):
+                        continue
                     self.runtime.restore(self.spec(app.id, release))
                     restored = [*restored, app.name]
                 except DeployFailed as exc:

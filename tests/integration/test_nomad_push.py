@@ -41,13 +41,16 @@ def bao(tmp_path: Path) -> Iterator[Any]:
         dev.stop()
 
 
-def nomad_server(tmp_path: Path, cluster: FakeCluster, bao: Any, **env: str) -> Server:
+def nomad_server(
+    tmp_path: Path, cluster: FakeCluster, bao: Any, data_dir: Path | None = None, **env: str
+) -> Server:
     from tests.secrets.conftest import ROOT_TOKEN
 
     return start_server(
         tmp_path,
         "--runtime",
         "nomad",
+        data_dir=data_dir,
         extra_env={
             "NOMAD_ADDR": cluster.nomad_addr,
             "NOMAD_NAMESPACE": NS,
@@ -257,10 +260,32 @@ def test_push_builds_an_image_on_the_cluster_and_releases_it_by_digest(
             assert _task(cluster.job("web", NS), "web")["Config"]["image"] == v1["image"]
             ps = srv.cli("ps", "-a", "web", "--json")
             assert '"web.1"' in ps.stdout
+        srv.stop()
+        # The cluster lost the app's job while the controller was down: the controller
+        # registers the current release again when it starts.
+        cluster.nomad_client().job.deregister_job("web", purge=True, namespace=NS)
+        srv = nomad_server(
+            tmp_path,
+            cluster,
+            bao,
+            data_dir=srv.data_dir,
+            YURT_REGISTRY=registry.addr,
+            YURT_STACK_IMAGE=stack,
+        )
+        wait_for(lambda: _current_release(cluster) == newest["name"], timeout=60)
+        wait_for(lambda: "restored 1 app(s) from the DB: web" in srv.log())
     finally:
         srv.stop()
         shutil.rmtree(work_root, ignore_errors=True)
     assert "hello there" not in srv.log()
+
+
+def _current_release(cluster: FakeCluster) -> str | None:
+    try:
+        job = cluster.job("web", NS)
+    except Exception:  # not registered (yet)
+        return None
+    return None if job.get("Stop") else str(job["Meta"]["yurt_release"])
 
 
 def _group(job: dict[str, Any], group: str) -> dict[str, Any]:
