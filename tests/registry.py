@@ -10,7 +10,6 @@ files, not runnable) so builds have something to layer onto. Tools talk to it wi
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+
+from tests.conftest import free_port
 
 TOOLS = {"docker-registry": "docker-registry", "skopeo": "skopeo", "umoci": "umoci"}
 
@@ -28,12 +29,6 @@ def missing_tools(*extra: str) -> list[str]:
     """Debian packages whose commands are not on PATH."""
     tools = {**TOOLS, **{t: t for t in extra}}
     return [pkg for cmd, pkg in tools.items() if shutil.which(cmd) is None]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -80,7 +75,7 @@ def start_registry(tmp_dir: Path, *, timeout: float = 15) -> Registry:
     storage.mkdir(exist_ok=True)
     last_error = ""
     for _ in range(3):  # another process may grab the port between probe and bind
-        port = _free_port()
+        port = free_port()
         config = tmp_dir / "config.yml"
         config.write_text(
             "version: 0.1\n"

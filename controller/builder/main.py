@@ -36,13 +36,13 @@ from controller.builder.image import (
     repository,
     split_ref,
 )
-from controller.builds.procfile import ProcfileError, parse_procfile
 from controller.builds.runner import (
     BuildCancelled,
     BuildFailed,
     BuildRequest,
     BuildResult,
     Cancel,
+    declared_process_types,
     detail,
     error_lines,
     heading,
@@ -205,16 +205,7 @@ class Build:
 
     def _procfile(self) -> dict[str, str] | None:
         """A Dockerfile app's Procfile types (None when it has no Procfile)."""
-        procfile = self.job.source_dir / "Procfile"
-        if not procfile.is_file():
-            return None
-        try:
-            declared = parse_procfile(procfile.read_text(errors="replace"))
-        except ProcfileError as exc:
-            raise BuildFailed(str(exc)) from exc
-        self.emit(heading("Discovering process types"))
-        self.emit(detail(f"Procfile declares types -> {', '.join(declared) or '(none)'}"))
-        return dict(declared)
+        return declared_process_types(self.job.source_dir, self.emit)
 
     def _image_command(self, config: Mapping[str, Any]) -> dict[str, str]:
         """No Procfile: ``web`` runs the image's CMD. The app job passes it as

@@ -332,18 +332,11 @@ class Runner:
         if not isinstance(defaults, dict):
             raise BuildFailed(f"The {last_pack} buildpack's default_process_types is not a map")
         types = {str(k): str(v) for k, v in defaults.items()}
-        procfile = self.build_dir / "Procfile"
-        declared: dict[str, str] = {}
-        if procfile.is_file():
-            try:
-                declared = parse_procfile(procfile.read_text(errors="replace"))
-            except ProcfileError as exc:
-                raise BuildFailed(str(exc)) from exc
-            self.emit(heading("Discovering process types"))
-            self.emit(detail(f"Procfile declares types -> {', '.join(declared) or '(none)'}"))
+        in_procfile = declared_process_types(self.build_dir, self.emit)
+        declared = in_procfile or {}
         extra = {k: v for k, v in types.items() if k not in declared}
         if extra:
-            if not procfile.is_file():
+            if in_procfile is None:
                 self.emit(heading("Discovering process types"))
             self.emit(detail(f"Default types for buildpack -> {', '.join(extra)}"))
         merged = {**types, **declared}
@@ -387,6 +380,21 @@ def _slugignore_match(rel: str, pattern: str) -> bool:
         or fnmatch.fnmatch(base, pat)
         or rel.startswith(pat.rstrip("/") + "/")
     )
+
+
+def declared_process_types(app_dir: Path, emit: Emit) -> dict[str, str] | None:
+    """The process types the app's Procfile declares (None: it has no Procfile), said in the
+    build output."""
+    procfile = app_dir / "Procfile"
+    if not procfile.is_file():
+        return None
+    try:
+        declared = parse_procfile(procfile.read_text(errors="replace"))
+    except ProcfileError as exc:
+        raise BuildFailed(str(exc)) from exc
+    emit(heading("Discovering process types"))
+    emit(detail(f"Procfile declares types -> {', '.join(declared) or '(none)'}"))
+    return declared
 
 
 def run_build(req: BuildRequest, emit: Emit, cancel: Cancel) -> BuildResult:

@@ -19,6 +19,9 @@ from tests.conftest import Server, make_repo, start_server
 from tests.fakes.cluster import FakeCluster
 from tests.integration.cluster_builds import REPO, BuildExecutor
 from tests.integration.test_local_runtime import WEB, change, releases
+from tests.secrets.conftest import own_bao
+
+__all__ = ["own_bao"]  # the fixture: a real OpenBao dev server as the cluster's Vault
 
 NS = "yurt"
 
@@ -27,18 +30,6 @@ NS = "yurt"
 def cluster() -> Iterator[FakeCluster]:
     with FakeCluster(namespaces=(NS, f"{NS}-release")) as fake:
         yield fake
-
-
-@pytest.fixture
-def bao(tmp_path: Path) -> Iterator[Any]:
-    from tests.secrets.conftest import DevBao
-
-    dev = DevBao(tmp_path / "bao")
-    dev.start()
-    try:
-        yield dev
-    finally:
-        dev.stop()
 
 
 def nomad_server(
@@ -82,12 +73,12 @@ def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
 
 
 def test_failed_cluster_build_rejects_the_push_with_its_output_and_exit_code(
-    tmp_path: Path, cluster: FakeCluster, bao: Any
+    tmp_path: Path, cluster: FakeCluster, own_bao: Any
 ) -> None:
     cluster.set_batch_result(
         "yurt-build/", exit_code=3, stdout="-----> compiling\n", stderr="boom\n"
     )
-    srv = nomad_server(tmp_path, cluster, bao)
+    srv = nomad_server(tmp_path, cluster, own_bao)
     try:
         work = create_app(srv, tmp_path)
         push = srv.git("push", "yurt", "main", cwd=work, check=False)
@@ -110,9 +101,11 @@ def test_failed_cluster_build_rejects_the_push_with_its_output_and_exit_code(
         srv.stop()
 
 
-def test_unplaceable_build_fails_at_once(tmp_path: Path, cluster: FakeCluster, bao: Any) -> None:
+def test_unplaceable_build_fails_at_once(
+    tmp_path: Path, cluster: FakeCluster, own_bao: Any
+) -> None:
     cluster.set_outcome("yurt-build", None, "placement_failure")
-    srv = nomad_server(tmp_path, cluster, bao)
+    srv = nomad_server(tmp_path, cluster, own_bao)
     try:
         work = create_app(srv, tmp_path)
         started = time.monotonic()
@@ -125,10 +118,10 @@ def test_unplaceable_build_fails_at_once(tmp_path: Path, cluster: FakeCluster, b
 
 
 def test_build_token_opens_only_its_own_running_build(
-    tmp_path: Path, cluster: FakeCluster, bao: Any
+    tmp_path: Path, cluster: FakeCluster, own_bao: Any
 ) -> None:
     cluster.set_batch_result("yurt-build/", hold=True)
-    srv = nomad_server(tmp_path, cluster, bao)
+    srv = nomad_server(tmp_path, cluster, own_bao)
     try:
         work = create_app(srv, tmp_path)
         srv.cli("config:set", "SECRET_KEY=s3cret-value", "-a", "web")
@@ -192,14 +185,16 @@ def registry(tmp_path: Path) -> Iterator[Any]:
 
 
 def test_push_builds_an_image_on_the_cluster_and_releases_it_by_digest(
-    tmp_path: Path, cluster: FakeCluster, bao: Any, registry: Any
+    tmp_path: Path, cluster: FakeCluster, own_bao: Any, registry: Any
 ) -> None:
     from tests.registry import push_stack_image
 
     stack = push_stack_image(registry)
     work_root = Path(tempfile.mkdtemp(prefix="yurt-cluster-builds-", dir="/tmp"))
     work_root.chmod(0o711)  # the builder runs buildpacks as an unprivileged user
-    srv = nomad_server(tmp_path, cluster, bao, YURT_REGISTRY=registry.addr, YURT_STACK_IMAGE=stack)
+    srv = nomad_server(
+        tmp_path, cluster, own_bao, YURT_REGISTRY=registry.addr, YURT_STACK_IMAGE=stack
+    )
     executor = BuildExecutor(
         cluster,
         work_root,
@@ -267,7 +262,7 @@ def test_push_builds_an_image_on_the_cluster_and_releases_it_by_digest(
         srv = nomad_server(
             tmp_path,
             cluster,
-            bao,
+            own_bao,
             data_dir=srv.data_dir,
             YURT_REGISTRY=registry.addr,
             YURT_STACK_IMAGE=stack,
