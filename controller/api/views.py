@@ -138,6 +138,14 @@ def get_release(app: str, version: str) -> Response:
     return jsonify(release_json(p.releases.get(p.apps.find(app), version)))
 
 
+@api.get("/apps/<app>/releases/<version>/preview")
+def preview_release(app: str, version: str) -> Response:
+    p = platform()
+    name = None if version == "current" else version
+    diff = p.releases.preview(p.apps.find(app), name)
+    return Response(diff, mimetype="text/plain")
+
+
 @api.post("/apps/<app>/releases")
 def rollback(app: str) -> tuple[Response, int]:
     body = parse_body(ReleaseCreate)

@@ -94,6 +94,21 @@ def releases_info(state: State, version: str, app: str | None, as_json: bool) ->
         print_info(f"Release {release['name']}", release_fields(release))
 
 
+@click.command("releases:preview")
+@click.argument("version", metavar="[VERSION]", default="current")
+@app_option
+@pass_state
+def releases_preview(state: State, version: str, app: str | None) -> None:
+    """Diff the app's Nomad job against a release's."""
+    name = resolve_app(app)
+    chunks = state.client().stream(api_path("apps", name, "releases", version, "preview"))
+    diff = b"".join(chunks).decode("utf-8", "replace")
+    if diff:
+        click.echo(diff, nl=False)
+    else:
+        note(f"Deploying {version_name(version)} now would change nothing on the cluster.")
+
+
 @click.command("rollback")
 @click.argument("version", metavar="[VERSION]", required=False)
 @app_option
@@ -116,4 +131,4 @@ def rollback(state: State, version: str | None, app: str | None) -> None:
     click.echo(done, err=True)
 
 
-COMMANDS = [releases_list, releases_info, rollback]
+COMMANDS = [releases_list, releases_info, releases_preview, rollback]

@@ -393,6 +393,26 @@ class ReleaseService:
             except DeployFailed as exc:
                 raise DeployError(f"Restart failed; the old processes keep running: {exc}") from exc
 
+    def preview(self, app: App, version: str | int | None) -> str:
+        """What deploying release ``version`` (default: the current one) with the app's
+        formation and domains would change in the runtime (nomad: the job spec diff)."""
+        if version is None:
+            target = self.current(app.id)
+            if target is None:
+                raise Conflict(f"{app.name} has no release yet: git push it first.")
+        else:
+            number = parse_version(version)
+            with self.sessions() as s:
+                target = s.scalar(
+                    select(Release).where(Release.app_id == app.id, Release.version == number)
+                )
+            if target is None:
+                raise NotFound(f"Release v{number} not found for app {app.name}.")
+        try:
+            return self.runtime.preview(self.spec(app.id, target))
+        except DeployFailed as exc:
+            raise InvalidParams(f"Cannot preview v{target.version}: {exc}") from None
+
     def reroute(self, app: App) -> None:
         """Roll web again so the app's routing (its job's tags) names its current domains (the
         nomad runtime, after domains:add/remove); nothing to do before the first release or

@@ -91,6 +91,10 @@ class Runtime(Protocol):
 
     def restore(self, spec: DeploySpec) -> None: ...
 
+    def preview(self, spec: DeploySpec) -> str:
+        """What deploying ``spec`` would change in the runtime, as a unified diff."""
+        ...
+
     def prune(self, app: str, keep_versions: set[int]) -> None:
         """Drop what the runtime keeps for releases not in ``keep_versions``."""
         ...

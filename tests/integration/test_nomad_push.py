@@ -255,6 +255,12 @@ def test_push_builds_an_image_on_the_cluster_and_releases_it_by_digest(
             assert _task(cluster.job("web", NS), "web")["Config"]["image"] == v1["image"]
             ps = srv.cli("ps", "-a", "web", "--json")
             assert '"web.1"' in ps.stdout
+            same = srv.cli("releases:preview", "-a", "web")
+            assert same.stdout == "" and "would change nothing" in same.stderr
+            diff = srv.cli("releases:preview", "v3", "-a", "web").stdout
+            assert f'-        image = "{v1["image"]}"' in diff
+            assert diff.count("-        image = ") == diff.count("+        image = ") == 2
+            assert "+++ web for v3, as Yurt would register it" in diff
         srv.stop()
         # The cluster lost the app's job while the controller was down: the controller
         # registers the current release again when it starts.

@@ -334,3 +334,19 @@ def _count(runtime: NomadRuntime, group: str) -> int:
 def _stable(runtime: NomadRuntime) -> bool:
     dep = runtime.client.deployment(APP)
     return dep is None or dep["Status"] in ("successful", "failed", "cancelled")
+
+
+def test_preview_is_the_job_spec_diff_and_registers_nothing(
+    fake_cluster: FakeCluster, runtime: NomadRuntime
+) -> None:
+    first = runtime.preview(spec(1))
+    assert first.startswith("--- hello: no job on the cluster\n+++ hello for v1")
+    assert '+job "hello" {' in first
+    assert runtime.client.job(APP) is None  # nothing was registered
+    deploy(runtime, spec(1))
+    assert runtime.preview(spec(1)) == ""  # what runs is what Yurt would register
+    diff = runtime.preview(spec(2, {"web": 3, "worker": 1}))
+    assert "--- hello version 0 (v1), as registered" in diff
+    assert '-    "yurt_release"' in diff and '+    "yurt_release"' in diff
+    assert "-    count = 2\n" in diff and "+    count = 3\n" in diff
+    assert fake_cluster.job(APP, NS)["Version"] == 0

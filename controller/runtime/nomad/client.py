@@ -365,6 +365,20 @@ class NomadClient:
             return versions
         return []
 
+    def submission(self, job_id: str, version: int) -> str | None:
+        """The HCL source a job version was registered with (§1.3), None if Nomad has none
+        (registered without one, or gone)."""
+        path = _job_path(job_id, "/submission")
+        call = f"read of the source of job {job_id!r} version {version}"
+        try:
+            found, _ = self._get_json(path, call, {"version": str(version)})
+        except NomadError as exc:
+            if exc.nomad_status == 404:
+                return None
+            raise
+        source = (found or {}).get("Source")
+        return source if isinstance(source, str) else None
+
     def allocations(self, job_id: str, all_allocs: bool = False) -> list[dict[str, Any]]:
         """Allocation stubs of the job, newest first (``all_allocs``: of earlier jobs with
         the same ID too)."""

@@ -30,6 +30,7 @@ the tasks from Vault, pinned to the config version.
 from __future__ import annotations
 
 import contextlib
+import difflib
 import queue
 import threading
 import time
@@ -248,6 +249,32 @@ class NomadRuntime:
         except NomadError as exc:  # the release is live; a missing tag only shortens history
             _say(emit, f"Warning: could not tag job version {version}: {exc}")
         _say(emit, f"Deployment successful: {app.release_name} is serving")
+
+    def preview(self, spec: DeploySpec) -> str:
+        """What deploying ``spec`` would change: a unified diff from the HCL the current job
+        version was registered with to the HCL Yurt would register now (empty: nothing
+        changes). The new spec goes through Nomad's parser first, so a spec Nomad would
+        refuse is an error here, not at deploy time. Nothing is registered."""
+        job_id = self.job_id(spec.app)
+        current = self.client.job(job_id)
+        restarts = _restarts(current) if current else {}
+        app = self.app_spec(spec, {k: v for k, v in restarts.items() if k in spec.process_types})
+        new = render_app_job(app)
+        self.client.parse(new)
+        if current is None or current.get("Stop"):
+            old, label = "", f"{job_id}: no job on the cluster"
+        else:
+            version = int(current["Version"])
+            release = (current.get("Meta") or {}).get("yurt_release", "?")
+            old = self.client.submission(job_id, version) or ""
+            label = f"{job_id} version {version} ({release}), as registered"
+        diff = difflib.unified_diff(
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            label,
+            f"{job_id} for {app.release_name}, as Yurt would register it",
+        )
+        return "".join(diff)
 
     def _register(
         self, app: AppJobSpec, current: dict[str, Any] | None, emit: Emit, what: str
