@@ -67,25 +67,47 @@ node_iface() {
   printf '%s\n' "$iface"
 }
 
-# render SRC: print SRC with the node placeholders (@NODE_NAME@, @NODE_IP@, @NODE_IFACE@,
-# @SERVER_IP@) filled in. Fails if any @PLACEHOLDER@ is left.
+# render SRC [NAME=VALUE...]: print SRC with the node placeholders (@NODE_NAME@, @NODE_IP@,
+# @NODE_IFACE@, @SERVER_IP@) and each given @NAME@ filled in. Fails if any @PLACEHOLDER@ is
+# left. The values reach sed through a private script file, never its command line (a value
+# may be a secret, and command lines are visible to every user).
 render() {
-  local src=$1 iface out
+  local src=$1 iface out pair name value script
+  shift
   iface=$(node_iface)
-  out=$(sed -e "s|@NODE_NAME@|$NODE_NAME|g" -e "s|@NODE_IP@|$NODE_IP|g" \
-    -e "s|@NODE_IFACE@|$iface|g" -e "s|@SERVER_IP@|$SERVER_IP|g" "$src")
+  local subst=("s|@NODE_NAME@|$NODE_NAME|g" "s|@NODE_IP@|$NODE_IP|g"
+    "s|@NODE_IFACE@|$iface|g" "s|@SERVER_IP@|$SERVER_IP|g")
+  for pair in "$@"; do
+    name=${pair%%=*}
+    value=${pair#*=}
+    [[ $pair == *=* && $name =~ ^[A-Z][A-Z0-9_]*$ ]] || die "render needs NAME=VALUE, got '$name=...'"
+    [[ $value != *$'\n'* ]] || die "render: the value of $name spans lines"
+    value=${value//\\/\\\\}
+    value=${value//|/\\|}
+    value=${value//&/\\&}
+    subst+=("s|@$name@|$value|g")
+  done
+  script=$(mktemp)
+  printf '%s\n' "${subst[@]}" >"$script"
+  out=$(sed -f "$script" "$src") || {
+    rm -f "$script"
+    die "cannot render $src"
+  }
+  rm -f "$script"
   if grep -qE '@[A-Z_]+@' <<<"$out"; then
     die "unknown placeholder left in $src"
   fi
   printf '%s\n' "$out"
 }
 
-# install_config SRC DEST [MODE] [OWNER:GROUP]: render SRC into DEST; sets CHANGED=1 if DEST
-# was created or its content changed.
+# install_config SRC DEST [MODE] [OWNER:GROUP] [NAME=VALUE...]: render SRC (with the extra
+# placeholders NAME=VALUE) into DEST; sets CHANGED=1 if DEST was created or its content changed.
+# The rendered text only passes through a private temporary file (it may hold a secret).
 install_config() {
   local src=$1 dest=$2 mode=${3:-0644} owner=${4:-root:root} tmp
+  shift $(($# < 4 ? $# : 4))
   tmp=$(mktemp)
-  render "$src" >"$tmp"
+  render "$src" "$@" >"$tmp"
   if [[ -f $dest ]] && cmp -s "$tmp" "$dest"; then
     rm -f "$tmp"
     return 0

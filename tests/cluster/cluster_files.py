@@ -53,7 +53,16 @@ def as_list(value: Any) -> list[Any]:
 
 
 def shell_scripts() -> list[Path]:
-    return sorted(VAGRANT.rglob("*.sh"))
+    """Every shell script under vagrant/: *.sh, and the host-side commands without a suffix
+    (vagrant/yurt-login) recognised by their shebang."""
+    found = set(VAGRANT.rglob("*.sh"))
+    for path in VAGRANT.rglob("*"):
+        if path.is_file() and not path.suffix:
+            with path.open("rb") as fh:
+                first = fh.readline()
+            if re.match(rb"#!\s*/(usr/)?bin/(env\s+)?(ba)?sh\b", first):
+                found.add(path)
+    return sorted(found)
 
 
 def run_lib(snippet: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -52,7 +52,7 @@ def test_contract_is_plain_and_bash_reads_it_the_same(contract: Contract) -> Non
         "YURT_ROUTER_PORT",
         "YURT_TRAEFIK_ENTRYPOINT",
         "YURT_TASK_DNS",
-        "YURT_CONTROLLER_VOLUME",
+        "YURT_CONTROLLER_PORT",
     }
     assert set(contract) == expected
     for key, value in contract.items():
@@ -77,8 +77,6 @@ def test_nomad_agents_agree(contract: Contract) -> None:
     assert vault["jwt_auth_backend_path"] == contract["YURT_VAULT_JWT_MOUNT"]
     assert vault["default_identity"]["aud"] == [contract["YURT_VAULT_AUDIENCE"]]
     assert port_of(vault["address"]) == int(contract["YURT_VAULT_PORT"])
-    volumes = load_hcl(CONFIG / "nomad" / "host-volumes.hcl")["client"]["host_volume"]
-    assert contract["YURT_CONTROLLER_VOLUME"] in volumes
 
 
 def test_consul_agents_and_dns_agree(contract: Contract) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,11 @@ from tests.cluster.cluster_files import (
 HCL_FILES = sorted(VAGRANT.rglob("*.hcl"))
 JSON_FILES = sorted(VAGRANT.rglob("*.json"))
 NODE_PLACEHOLDERS = {"@NODE_NAME@", "@NODE_IP@", "@NODE_IFACE@", "@SERVER_IP@"}
+# Placeholders beyond the node's that a stage fills in for one file (render NAME=VALUE).
+EXTRA_PLACEHOLDERS = {
+    "app-policy.hcl": {"JWT_ACCESSOR": "auth_jwt_0123"},  # filled by 5-vault.sh's own sed
+    "yurt.env": {"VAULT_TOKEN": "hvs.token&with|odd\\chars", "YURT_BASE_DOMAIN": "x.sslip.io"},
+}
 
 
 def test_the_cluster_has_configs_and_jobs() -> None:
@@ -55,9 +61,8 @@ def test_configs_use_only_known_placeholders() -> None:
         if not path.is_file():
             continue
         found = set(re.findall(r"@[A-Z_]+@", path.read_text()))
-        allowed = NODE_PLACEHOLDERS | (
-            {"@JWT_ACCESSOR@"} if path.name == "app-policy.hcl" else set()
-        )
+        extra = {f"@{name}@" for name in EXTRA_PLACEHOLDERS.get(path.name, {})}
+        allowed = NODE_PLACEHOLDERS | extra
         assert found <= allowed, f"{path.name}: unknown placeholders {found - allowed}"
 
 
@@ -67,10 +72,15 @@ def test_configs_use_only_known_placeholders() -> None:
     ids=lambda p: p.relative_to(VAGRANT).as_posix(),
 )
 def test_configs_render_for_a_node(path: Path) -> None:
-    """lib.sh's render fills every placeholder, and the result still parses."""
-    done = run_lib(f"render {path}", NODE_ENV)
+    """lib.sh's render fills every placeholder (node ones, and the file's NAME=VALUE extras,
+    whatever characters the values hold), and the result still parses."""
+    extra = EXTRA_PLACEHOLDERS.get(path.name, {})
+    args = " ".join(shlex.quote(f"{k}={v}") for k, v in extra.items())
+    done = run_lib(f"render {path} {args}", NODE_ENV)
     assert done.returncode == 0, done.stderr
     assert not re.search(r"@[A-Z_]+@", done.stdout)
+    for name, value in extra.items():
+        assert value in done.stdout, name
     if path.suffix == ".hcl":
         import pygohcl
 

@@ -1,7 +1,8 @@
-# A hand-written stand-in for what the controller will deploy per app (issue #5), to check the
-# cluster end to end today: an app job in the yurt namespace whose job ID is the app name,
-# routed by Traefik from its Consul tags, reading its config vars from Vault through workload
-# identity (role yurt-app: only secret/data/yurt/apps/hello). See docs/cluster.md for the steps:
+# A hand-written app job like the ones the controller renders from jobspecs/, to check the
+# cluster end to end without the controller: an app job in the yurt namespace whose job ID is
+# the app name, routed by Traefik from its Consul tags, reading its config vars from Vault
+# through workload identity (role yurt-app: only secret/data/yurt/apps/hello). Its job ID is
+# hello, so stop it before creating a Yurt app of that name. See docs/cluster.md for the steps:
 #   vault kv put secret/yurt/apps/hello GREETING='Hello from Vault'
 #   nomad job run -var base_domain=<node1 ip>.sslip.io /yurt/vagrant/jobs/hello.nomad.hcl
 #   curl http://hello.<node1 ip>.sslip.io/

@@ -1,7 +1,7 @@
 # Traefik on port 80 of every node (a system job), routing by Host header to the services it
 # finds in the Consul catalog. Only services tagged traefik.enable=true are exposed
 # (exposedByDefault=false), and only instances whose Consul checks pass or warn get traffic.
-# Apps' routing tags (rule, entrypoint "web") come from the controller's job templates (issue #5).
+# Apps' routing tags (rule, entrypoint "web") come from the controller's job templates (jobspecs/).
 # Dashboard and /ping: http://<node>:8081 (demo only: no auth).
 job "traefik" {
   type     = "system"

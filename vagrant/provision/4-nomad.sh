@@ -13,7 +13,7 @@ install_config "$CONFIG_DIR/nomad/client.hcl" /etc/nomad.d/client.hcl
 if is_server; then
   install_config "$CONFIG_DIR/nomad/server.hcl" /etc/nomad.d/server.hcl
   install_config "$CONFIG_DIR/nomad/host-volumes.hcl" /etc/nomad.d/host-volumes.hcl
-  install -d -m 0755 /opt/yurt/registry /opt/yurt/controller
+  install -d -m 0755 /opt/yurt/registry
 fi
 install_config "$CONFIG_DIR/system/profile.sh" /etc/profile.d/yurt-cluster.sh
 nomad config validate /etc/nomad.d >/dev/null

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Stage 6 (node1): the cluster services as Nomad jobs (registry, Traefik), the Nomad namespaces
-# for app jobs and their release-phase jobs, and a summary of the addresses for the controller
-# (issue #5) and for people.
+# for app jobs and their release-phase jobs (both must exist before the controller starts in
+# stage 7), and a summary of the addresses for people.
 set -euo pipefail
 # shellcheck source=vagrant/lib.sh
 source "${YURT_DIR:-/yurt}/vagrant/lib.sh"
@@ -31,7 +31,7 @@ wait_until 300 "the registry to pass its Consul check" service_passing registry
 wait_until 300 "Traefik to start on this node" curl -fsS -o /dev/null "http://127.0.0.1:8081/ping"
 log "registry at $YURT_REGISTRY_ADDR, traefik on port $YURT_ROUTER_PORT"
 
-# Addresses the controller job (issue #5) and `vagrant ssh` users need, in one place.
+# Addresses `vagrant ssh` users need, in one place (the controller's are in /etc/yurt/yurt.env).
 install -d -m 0755 "$STATE_DIR"
 cat >"$STATE_DIR/cluster-local.env" <<EOF
 # Written by vagrant/provision/6-services.sh; the shared contract is /yurt/vagrant/cluster.env.

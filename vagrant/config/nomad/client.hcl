@@ -16,7 +16,7 @@ client {
 
 plugin "docker" {
   config {
-    # The build job (issue #5) builds OCI images on the node: it mounts the Docker socket
+    # The build job (yurt-build) builds OCI images on the node: it mounts the Docker socket
     # (needs volumes) and may run a privileged builder. Demo only: any job submitter can do
     # the same, which on a shared cluster is root on the node.
     allow_privileged = true

@@ -1,6 +1,6 @@
 # Policy "yurt-controller": the Yurt controller manages every app's config vars (one KV v2
-# secret per app) and nothing else. A token with this policy is issued for the controller
-# when its job is added (issue #5).
+# secret per app) and nothing else. The demo cluster gives the controller (a systemd unit on
+# node1) a periodic token with this policy: vagrant/provision/7-yurt.sh.
 path "secret/data/yurt/apps/*" {
   capabilities = ["create", "read", "update", "patch", "delete"]
 }
