@@ -126,6 +126,10 @@ class RemoteBuilder(Protocol):
         BuildCancelled (``cancel`` is set on a timeout or a cancel) like a local build."""
         ...
 
+    def stop_interrupted(self, build_ids: set[str]) -> int:
+        """Stop what still runs of builds a controller restart interrupted."""
+        ...
+
 
 class BuildService:
     def __init__(self, settings: Settings, sessions: sessionmaker[Any]) -> None:
@@ -491,6 +495,15 @@ class BuildService:
                             error_lines("Build interrupted: the server stopped during this build.")
                         )
             count = len(stale)
+            interrupted = {b.id for b in stale}
+        if interrupted and self.remote is not None:
+            try:
+                stopped = self.remote.stop_interrupted(interrupted)
+            except YurtError as exc:  # the cluster is unreachable: they fail on their own
+                log.warning("could not stop interrupted build jobs: %s", exc.message)
+            else:
+                if stopped:
+                    log.warning("stopped %d build job(s) of interrupted builds", stopped)
         shutil.rmtree(self.settings.data_dir / "tmp" / "builds", ignore_errors=True)
         for partial in self.settings.slugs_dir.glob("*/*.partial"):
             partial.unlink(missing_ok=True)

@@ -5,6 +5,7 @@ and (for full builds) a real registry and the real builder run by ``BuildExecuto
 from __future__ import annotations
 
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -305,3 +306,27 @@ def test_nomad_runtime_needs_an_external_vault(tmp_path: Path, cluster: FakeClus
             "nomad",
             extra_env={"NOMAD_ADDR": cluster.nomad_addr, "NOMAD_NAMESPACE": NS},
         )
+
+
+def test_build_jobs_of_an_interrupted_controller_are_stopped(
+    tmp_path: Path, cluster: FakeCluster, own_bao: Any
+) -> None:
+    cluster.set_batch_result("yurt-build/", hold=True)
+    srv = nomad_server(tmp_path, cluster, own_bao)
+    work = create_app(srv, tmp_path)
+    pusher = threading.Thread(
+        target=srv.git, args=("push", "yurt", "main"), kwargs={"cwd": work, "check": False}
+    )
+    pusher.start()
+    child = wait_for(lambda: cluster.children("yurt-build"))[0]
+    srv.stop(signal.SIGKILL)
+    pusher.join(timeout=60)
+    assert not cluster.job(child["ID"], NS)["Stop"]  # still running on the cluster
+    srv = nomad_server(tmp_path, cluster, own_bao, data_dir=srv.data_dir)
+    try:
+        assert cluster.job(child["ID"], NS)["Stop"]
+        [build] = srv.api("GET", "/api/apps/web/builds").json()
+        assert build["status"] == "failed" and build["error"].startswith("interrupted")
+        assert "stopped 1 build job(s) of interrupted builds" in srv.log()
+    finally:
+        srv.stop()

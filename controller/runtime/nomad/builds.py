@@ -136,6 +136,19 @@ class NomadBuilder:
     def target(self, app: str, build_id: str) -> str:
         return f"{self.spec.registry}/{app}:{build_id.lower()}"
 
+    def stop_interrupted(self, build_ids: set[str]) -> int:
+        """Stop the build jobs of builds a controller restart interrupted (their grants are
+        gone, so they could only fail later); returns how many were still running."""
+        stopped = 0
+        for stub in self.client.jobs(f"{self.spec.job_id}/dispatch-"):
+            meta = stub.get("Meta") or {}
+            if stub.get("Stop") or stub.get("Status") == "dead":
+                continue
+            if meta.get("build_id") in build_ids:
+                self._stop(str(stub["ID"]))
+                stopped += 1
+        return stopped
+
     # -- one build ----------------------------------------------------------------------------------
     def build(self, req: RemoteBuild, emit: Callable[[bytes], None], cancel: Cancel) -> BuildResult:
         self._ensure_job()

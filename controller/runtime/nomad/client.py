@@ -365,6 +365,14 @@ class NomadClient:
             return versions
         return []
 
+    def jobs(self, prefix: str) -> list[dict[str, Any]]:
+        """Stubs of the namespace's jobs whose ID starts with ``prefix``, with their meta
+        (``?meta=true``, §1.3)."""
+        found, _ = self._get_json(
+            "/v1/jobs", f"list of jobs {prefix!r}*", {"prefix": prefix, "meta": "true"}
+        )
+        return list(found or [])
+
     def submission(self, job_id: str, version: int) -> str | None:
         """The HCL source a job version was registered with (§1.3), None if Nomad has none
         (registered without one, or gone)."""
