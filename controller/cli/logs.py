@@ -20,7 +20,7 @@ from controller.cli.context import State, app_option, pass_state, resolve_app
     default=100,
     show_default=True,
     metavar="N",
-    help="How many recent lines to print (per process).",
+    help="How many recent lines to print (of all processes merged).",
 )
 @click.option("-t", "--tail", is_flag=True, help="Keep printing new lines until Ctrl-C.")
 @click.option(

@@ -55,6 +55,8 @@ def test_push_runs_the_release_behind_the_router(server: Server, tmp_path: Path)
     assert info["web_url"] == f"http://web.localhost:{server.router_port}"
     unknown = server.app_get("nobody")
     assert unknown.status_code == 404 and "nobody.localhost" in unknown.text
+    preview = server.api("GET", "/api/apps/web/releases/current/preview")
+    assert preview.status_code == 422 and "--runtime local" in preview.json()["message"]
 
 
 def test_processes_run_as_an_unprivileged_user_who_cannot_read_secrets(

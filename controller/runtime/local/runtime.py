@@ -8,14 +8,18 @@ grace, SIGKILL). If the new instances never get healthy nothing switches.
 from __future__ import annotations
 
 import contextlib
+import errno
+import heapq
 import json
 import logging
 import os
+import re
 import shutil
 import socket
+import stat
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,6 +32,7 @@ from sqlalchemy.orm import sessionmaker
 from controller import proc, tmpfs
 from controller.builds.appjson import web_check
 from controller.db.models import App, Domain, Instance
+from controller.errors import InvalidParams
 from controller.runtime.base import DeployFailed, DeploySpec, Emit, ProcessView
 from controller.runtime.local import users
 from controller.runtime.local.caddy import AppRoute, Caddy
@@ -171,10 +176,11 @@ class LocalRuntime:
         self.apply_routes()
 
     def _note(self, inst: Instance, message: str) -> None:
-        """Add a line from Yurt to an instance's log (as Heroku's router and dyno manager do)."""
+        """Add a line from Yurt to an instance's log (as Heroku's router and dyno manager do).
+        It goes to supervisord's log file of the instance (root's), stamped like the app's."""
         path = self._log_path(self._app_name(inst.app_id), inst.program)
         with contextlib.suppress(OSError), path.open("a") as fh:
-            fh.write(f"yurt: {inst.process_type}.{inst.number} {message}\n")
+            fh.write(f"{log_stamp()} yurt: {inst.process_type}.{inst.number} {message}\n")
 
     def _all_instances(self) -> list[Instance]:
         with self.sessions() as s:
@@ -295,7 +301,21 @@ class LocalRuntime:
                 shutil.chown(d, uid, gid)
 
     def _log_path(self, app: str, program: str) -> Path:
+        """supervisord's log file of a program: what escapes the stamper, Yurt's own notes,
+        and all the output of programs started before output was stamped."""
         return self.logs_dir / app / f"{program}.log"
+
+    def _stamped_log_path(self, app: str, program: str) -> Path:
+        """The stamper's file: the program's output, each line time-stamped. In the app's dir
+        because the stamper runs as the app's user (see supervisor.py)."""
+        return self.apps_dir / app / "logs" / f"{program}.log"
+
+    def _log_files(self, app: str, inst: Instance) -> list[_LogFile]:
+        label = f"{inst.process_type}.{inst.number}"
+        return [
+            _LogFile(label, self._log_path(app, inst.program)),
+            _LogFile(label, self._stamped_log_path(app, inst.program)),
+        ]
 
     def _owner(self, app: str) -> tuple[int, int]:
         return users.ensure_user(app)
@@ -371,6 +391,7 @@ class LocalRuntime:
             environment=self._env(spec, release_dir, ptype, number, port),
             user=self._user(spec.app),
             log_file=log_file,
+            stamped_log=self._stamped_log_path(spec.app, name),
             startsecs=STARTSECS,
             startretries=STARTRETRIES,
             stopwaitsecs=int(self.settings.kill_timeout),
@@ -441,10 +462,10 @@ class LocalRuntime:
         return f"{inst.process_type}.{inst.number} exited{status} before it was healthy.\n{self._log_tail(inst)}"
 
     def _log_tail(self, inst: Instance, lines: int = 10) -> str:
-        path = self._log_path(self._app_name(inst.app_id), inst.program)
-        try:
-            text = path.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
+        files = self._log_files(self._app_name(inst.app_id), inst)
+        _settle([f.path for f in files])  # the stamper may still be writing its last lines
+        text = [line for _key, _label, line in _history(files, lines)]
+        if not text:
             return "(no output)"
         return "Last output:\n" + "\n".join(f"  {line}" for line in text)
 
@@ -592,6 +613,12 @@ class LocalRuntime:
         )
         self.scale(spec)
 
+    def preview(self, spec: DeploySpec) -> str:
+        raise InvalidParams(
+            "Previews show how a release would change the app's Nomad job; this server runs "
+            "apps on this machine (yurt server --runtime local)."
+        )
+
     def prune(self, app: str, keep_versions: set[int]) -> None:
         """Remove unpacked release dirs of versions not in ``keep_versions`` and not running
         (those go when their instances are retired)."""
@@ -629,19 +656,26 @@ class LocalRuntime:
         ps: str | None,
         source: str = "app",
     ) -> Iterator[str]:
-        """The last ``lines`` of each instance's output (``source="app"``) or of the router's
-        access lines for the app (``"router"``), then, with ``follow``, new lines as they come."""
+        """The last ``lines`` of the app's output, all instances merged in time order
+        (``source="app"``), or of the router's access lines for the app (``"router"``); then,
+        with ``follow``, new lines as they come."""
         if source == "router":
-            files = {"router": self.caddy.access_log(app)}
-            fmt = _router_line
-        else:
-            files = {
-                f"{i.process_type}.{i.number}": self._log_path(app, i.program)
-                for i in self._instances(app_id)
-                if ps in (None, i.process_type, f"{i.process_type}.{i.number}")
-            }
-            fmt = _plain_line
-        yield from _tail_files(files, lines, follow, fmt)
+            router = {"router": self.caddy.access_log(app)}
+            yield from _tail_files(router, lines, follow, _router_line)
+            return
+        instances = sorted(self._instances(app_id), key=lambda i: (i.process_type, i.number))
+        files = [
+            log_file
+            for i in instances
+            if ps in (None, i.process_type, f"{i.process_type}.{i.number}")
+            for log_file in self._log_files(app, i)
+        ]
+        for _key, label, line in _history(files, lines):
+            yield _plain_line(label, line)
+        while follow:
+            time.sleep(0.25)
+            for _key, label, line in _new_lines(files):
+                yield _plain_line(label, line)
 
     def destroy(self, app: str, app_id: str) -> None:
         instances = self._instances(app_id)
@@ -702,6 +736,179 @@ def _tail_files(
                 offsets[label] = offsets.get(label, 0) + len(data)
                 for line in data.decode(errors="replace").splitlines():
                     yield fmt(label, line)
+
+
+# -- app logs: stamped lines, merged by time ---------------------------------------------------
+
+# The stamper's prefix (supervisor.STAMPER): RFC 3339, UTC, milliseconds, then one space.
+STAMP_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
+STAMP_LEN = 25
+LOG_BACKUPS_READ = 3  # rotated files (NAME.log.1 ...) read when the current one is short
+READ_BLOCK = 64 * 1024
+# Key of a line without a stamp at the start of a file (output from before stamping, or what
+# escaped the stamper): older than any stamped line. Later unstamped lines take the key of the
+# line before them, so each file keeps its order.
+OLDEST = ""
+
+Entry = tuple[str, str, str]  # (stamp, label, line without the stamp)
+
+
+def log_stamp(when: float | None = None) -> str:
+    """``when`` (default: now) as the stamper writes it: ``2024-05-01T12:00:00.123Z``."""
+    moment = datetime.fromtimestamp(time.time() if when is None else when, UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def split_stamp(line: str) -> tuple[str | None, str]:
+    """``(stamp, rest)`` of a stamped line, ``(None, line)`` of another."""
+    if len(line) >= STAMP_LEN and STAMP_RE.match(line):
+        return line[: STAMP_LEN - 1], line[STAMP_LEN:]
+    return None, line
+
+
+@dataclass
+class _LogFile:
+    """One log file of an instance, and how far :func:`_new_lines` has read it."""
+
+    label: str
+    path: Path
+    inode: int = 0
+    offset: int = 0
+
+
+def _open_log(path: Path) -> int:
+    """A read-only fd on ``path`` if it is a plain file. Stamped logs are in a dir the app's
+    user owns, and the controller may read as root: no symlinks (in the last two components),
+    FIFOs, devices or hard links to other files."""
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+    dir_fd = os.open(path.parent, flags | os.O_DIRECTORY)
+    try:
+        fd = os.open(path.name, flags | os.O_NONBLOCK, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        os.close(fd)
+        raise OSError(errno.EINVAL, "not a plain log file", str(path))
+    return fd
+
+
+def _read_last(path: Path, count: int) -> tuple[list[str], int, int]:
+    """The last ``count`` lines of ``path`` (read backwards in blocks), its inode and size."""
+    fd = _open_log(path)
+    try:
+        st = os.fstat(fd)
+        end = pos = st.st_size
+        data = b""
+        while pos > 0 and data.count(b"\n") <= count:
+            step = min(READ_BLOCK, pos)
+            pos -= step
+            data = os.pread(fd, step, pos) + data
+    finally:
+        os.close(fd)
+    lines = data.decode(errors="replace").splitlines()
+    if pos > 0:
+        lines = lines[1:]  # cut in the middle
+    return lines[-count:] if count else [], st.st_ino, end
+
+
+def _keyed(label: str, lines: Iterable[str], key: str = OLDEST) -> list[Entry]:
+    out = []
+    for line in lines:
+        stamp, text = split_stamp(line)
+        key = stamp or key
+        out.append((key, label, text))
+    return out
+
+
+def _history(files: list[_LogFile], count: int) -> list[Entry]:
+    """The last ``count`` lines of all ``files`` merged by stamp (ties in ``files`` order), each
+    file read from its end (and its rotated files if it is short). Sets each file's position for
+    :func:`_new_lines`."""
+    streams = []
+    for log_file in files:
+        lines: list[str] = []
+        try:
+            lines, log_file.inode, log_file.offset = _read_last(log_file.path, count)
+        except OSError:
+            log_file.inode = log_file.offset = 0
+        for n in range(1, LOG_BACKUPS_READ + 1):
+            if len(lines) >= count:
+                break
+            with contextlib.suppress(OSError):
+                older = _read_last(log_file.path.with_name(f"{log_file.path.name}.{n}"), count)
+                lines = older[0][len(lines) - count :] + lines
+        # A file's lines are in time order but for clock steps and a restarted program's
+        # stamper still writing: sort (stable, and cheap on sorted data) to be sure.
+        streams.append(sorted(_keyed(log_file.label, lines), key=lambda e: e[0]))
+    merged = list(heapq.merge(*streams, key=lambda e: e[0]))
+    return merged[-count:] if count else []
+
+
+def _new_lines(files: list[_LogFile]) -> list[Entry]:
+    """Whole lines added to ``files`` since the last call, merged by stamp. A file replaced by
+    rotation is read to its end first (as ``NAME.1``)."""
+    entries: list[Entry] = []
+    for log_file in files:
+        chunks = []
+        try:
+            fd = _open_log(log_file.path)
+        except OSError:
+            continue
+        try:
+            st = os.fstat(fd)
+            if log_file.inode and st.st_ino != log_file.inode:
+                chunks.append(_rest_of_rotated(log_file))
+                log_file.offset = 0
+            elif st.st_size < log_file.offset:
+                log_file.offset = 0  # truncated
+            log_file.inode = st.st_ino
+            data = os.pread(fd, max(st.st_size - log_file.offset, 0), log_file.offset)
+        finally:
+            os.close(fd)
+        data = data[: data.rfind(b"\n") + 1]  # whole lines only
+        log_file.offset += len(data)
+        chunks.append(data)
+        text = b"".join(chunks).decode(errors="replace").splitlines()
+        entries += _keyed(log_file.label, text, key=log_stamp())
+    return sorted(entries, key=lambda e: e[0])
+
+
+def _rest_of_rotated(log_file: _LogFile) -> bytes:
+    try:
+        fd = _open_log(log_file.path.with_name(f"{log_file.path.name}.1"))
+    except OSError:
+        return b""
+    try:
+        st = os.fstat(fd)
+        if st.st_ino != log_file.inode:
+            return b""
+        data = os.pread(fd, max(st.st_size - log_file.offset, 0), log_file.offset)
+    finally:
+        os.close(fd)
+    return data if data.endswith(b"\n") or not data else data + b"\n"
+
+
+def _settle(paths: list[Path], quiet: float = 0.15, limit: float = 1.0) -> None:
+    """Wait (at most ``limit`` seconds) until ``paths`` stop growing for ``quiet`` seconds."""
+
+    def sizes() -> list[int]:
+        out = []
+        for path in paths:
+            try:
+                out.append(path.stat().st_size)
+            except OSError:
+                out.append(-1)
+        return out
+
+    deadline = time.monotonic() + limit
+    last = sizes()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = sizes()
+        if now == last:
+            return
+        last = now
 
 
 def _view(inst: Instance, info: ProgramInfo | None) -> ProcessView:

@@ -13,6 +13,22 @@ So config vars never appear in supervisord's confs or in /proc/PID/cmdline, ``en
 controller's own environment (tokens, secrets) out of the apps, and the file is quoted with POSIX
 shell quoting, which can express any value without NUL (line feeds included: multi-line config
 vars such as PEM keys). ``command=`` itself is split with POSIX shlex; see :func:`_shell_word`.
+
+A program with a ``stamped_log`` gets its output time-stamped: before sourcing the env file, the
+shell points its stdout and stderr at a pipe read by a small Perl script (:data:`STAMPER`,
+started through bash process substitution) and then execs the program as before, so the
+program is still the process supervisord started, gets its signals directly and its exit status
+is supervisord's. The stamper writes ``2024-05-01T12:00:00.123Z line`` to ``stamped_log`` as
+each line arrives (UTC, milliseconds), rotates that file itself at ``log_max_bytes`` keeping
+``log_backups``, ignores SIGTERM/SIGINT/SIGHUP/SIGQUIT (supervisord signals the whole process
+group; the stamper must outlive the program to write its last words) and exits when every
+writer of the pipe is gone, writing a last line that had no line feed. It runs as the
+program's user, in its process group (so ``killasgroup`` SIGKILLs it with the program) and
+with the marker in its environment (so :meth:`Supervisor._kill_orphans` finds it).
+supervisord's own ``stdout_logfile`` then only gets what escapes the stamper (a stamper that
+cannot open its file writes there instead). The stamper writes its file itself because
+supervisord closes a program's pipes as soon as it reaps it: lines still in flight through a
+stamper would be lost, and those are the last words of a crash or a graceful stop.
 """
 
 from __future__ import annotations
@@ -58,6 +74,57 @@ ENV_BINARY = shutil.which("env") or "/usr/bin/env"
 BASH_BINARY = shutil.which("bash") or "/bin/bash"
 # Sources the env file ($0) and execs the program's argv with that environment.
 SOURCE_AND_EXEC = '. "$0" && exec "$@"'
+PERL_BINARY = shutil.which("perl")
+# The same, with stdout and stderr going through the stamper first; $1..$5 are the stamper's
+# perl, script, log file, size cap and backups count.
+STAMP_SOURCE_AND_EXEC = (
+    'exec > >(trap "" TERM INT HUP QUIT; exec "$1" -e "$2" -- "$3" "$4" "$5") 2>&1; '
+    'shift 5 && . "$0" && exec "$@"'
+)
+# The stamper (see the module docstring): reads its stdin in chunks, stamps each whole line with
+# the time it was read, one write per chunk. Time::HiRes is in Debian's "perl" (a dependency of
+# git), not in "perl-base": without it the milliseconds read .000. No "#" in it: it is joined
+# into one line of the ini file.
+STAMPER = " ".join(
+    line.strip()
+    for line in r"""
+use strict;
+my ($path, $max, $keep) = @ARGV;
+my $now = eval { require Time::HiRes; \&Time::HiRes::time } || sub { time };
+(my $dir = $path) =~ s{/[^/]*\z}{};
+mkdir $dir, 0700;
+my ($fh, $ino, $direct);
+sub reopen {
+  if (open $fh, ">>", $path) { $ino = (stat $fh)[1] }
+  else { warn "yurt: cannot write $path: $!\n"; open $fh, ">&", \*STDOUT; $direct = 1 }
+}
+sub rotate {
+  close $fh;
+  for (my $i = $keep - 1; $i > 0; $i--) { rename "$path.$i", "$path." . ($i + 1) }
+  $keep > 0 ? rename($path, "$path.1") : unlink($path);
+  reopen();
+}
+sub put {
+  my $t = $now->();
+  my @g = gmtime $t;
+  my $s = sprintf "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ ",
+    $g[5] + 1900, $g[4] + 1, @g[3, 2, 1, 0], ($t - int $t) * 1000;
+  (my $out = $_[0]) =~ s/^/$s/mg;
+  syswrite $fh, $out;
+  return if $direct;
+  my @st = stat $path;
+  if (!@st || $st[1] != $ino) { close $fh; reopen() } elsif ($st[7] >= $max) { rotate() }
+}
+reopen();
+my $buf = "";
+while (sysread STDIN, $buf, 65536, length $buf) {
+  my $i = rindex $buf, "\n";
+  if ($i >= 0) { put(substr $buf, 0, $i + 1, "") }
+  elsif (length $buf >= 65536) { put("$buf\n"); $buf = "" }
+}
+put("$buf\n") if length $buf;
+""".strip().splitlines()
+)
 MARKER_VAR = "YURT_SUPERVISOR_ID"
 SOCKET_PATH_MAX = 100  # AF_UNIX paths are limited to 108 bytes on Linux
 RPC_TIMEOUT = 10.0
@@ -98,6 +165,9 @@ class Program:
     group: str = ""
     log_max_bytes: int = 10 * MIB
     log_backups: int = 3
+    # If set (and perl is installed), output goes through the stamper into this file; see the
+    # module docstring.
+    stamped_log: Path | None = None
 
     def __post_init__(self) -> None:
         _check_program(self)
@@ -132,7 +202,7 @@ def _check_program(p: Program) -> None:
         if not ENV_KEY_RE.match(key):
             raise ValueError(f"invalid environment variable name {key!r}")
         _check_value(f"environment variable {key}", value)
-    for path in (p.cwd, p.log_file):
+    for path in (p.cwd, p.log_file, *([p.stamped_log] if p.stamped_log else [])):
         if FORBIDDEN_IN_PATHS.search(str(path)) or not path.is_absolute():
             raise ValueError(f"path {str(path)!r} must be absolute, without % ; # or line breaks")
     if p.user is not None and not USER_RE.match(p.user):
@@ -175,18 +245,21 @@ def _shell_word(word: str) -> str:
 
 def command_line(program: Program, marker: str, env_file: Path) -> str:
     """The ``command=`` value: ``env -i`` with only our marker, a shell that sources the
-    program's env file, then its argv."""
-    argv = [
-        ENV_BINARY,
-        "-i",
-        "--",
-        f"{MARKER_VAR}={marker}",
-        BASH_BINARY,
-        "-c",
-        SOURCE_AND_EXEC,
-        str(env_file),
-        *program.command,
-    ]
+    program's env file (after starting the stamper, for a program with a ``stamped_log``),
+    then its argv."""
+    shell = [SOURCE_AND_EXEC, str(env_file)]
+    if program.stamped_log is not None and PERL_BINARY:
+        shell = [
+            STAMP_SOURCE_AND_EXEC,
+            str(env_file),
+            PERL_BINARY,
+            STAMPER,
+            str(program.stamped_log),
+            str(program.log_max_bytes),
+            str(program.log_backups),
+        ]
+    argv = [ENV_BINARY, "-i", "--", f"{MARKER_VAR}={marker}", BASH_BINARY, "-c", *shell]
+    argv += program.command
     return " ".join(_shell_word(word) for word in argv)
 
 
