@@ -36,9 +36,7 @@ from controller.builds.service import RemoteBuild
 from controller.errors import Unauthorized
 from controller.runtime.nomad.client import TERMINAL_ALLOC, NomadClient, NomadError, NomadTimeout
 from controller.runtime.nomad.jobspec import BuildJobSpec, render_build_job
-from controller.runtime.nomad.runtime import _exit_code as exit_code
-from controller.runtime.nomad.runtime import _placement as placement
-from controller.runtime.nomad.runtime import _task_story as task_story
+from controller.runtime.nomad.runtime import exit_code, placement, task_story
 
 log = logging.getLogger(__name__)
 TASK = "build"

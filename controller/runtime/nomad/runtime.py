@@ -309,7 +309,7 @@ class NomadRuntime:
         ev = self._evaluation(eval_id)
         failed = (ev or {}).get("FailedTGAllocs") or {}
         if failed:
-            raise DeployFailed(f"{what} could not be placed: {_placement(failed)}")
+            raise DeployFailed(f"{what} could not be placed: {placement(failed)}")
         dep_id = (ev or {}).get("DeploymentID") or ""
         if not dep_id:
             dep = self.client.deployment(job_id)
@@ -389,7 +389,7 @@ class NomadRuntime:
         candidates = bad or [a for a in allocs if a.get("TaskGroup") == group]
         for stub in candidates:
             alloc = self.client.allocation(stub["ID"])
-            reason = _task_story(alloc)
+            reason = task_story(alloc)
             if reason:
                 return reason
         return ""
@@ -428,7 +428,7 @@ class NomadRuntime:
         ev = self._evaluation(result.eval_id, client)
         failed = (ev or {}).get("FailedTGAllocs") or {}
         if failed:
-            raise DeployFailed(f"the release command could not be placed: {_placement(failed)}")
+            raise DeployFailed(f"the release command could not be placed: {placement(failed)}")
 
         def done(allocs: list[dict[str, Any]]) -> bool:
             return any(
@@ -452,9 +452,9 @@ class NomadRuntime:
             _say(emit, "Release command succeeded")
             return
         full = client.allocation(alloc["ID"])
-        code = _exit_code(full, RELEASE)
+        code = exit_code(full, RELEASE)
         tail = self._tail(alloc["ID"], RELEASE, client)
-        reason = f"exit status {code}" if code is not None else (_task_story(full) or "failed")
+        reason = f"exit status {code}" if code is not None else (task_story(full) or "failed")
         message = f"the release command failed: {reason}"
         if tail:
             message += "\n" + "\n".join(tail)
@@ -863,7 +863,7 @@ def _report(progress: _Progress, dep: dict[str, Any]) -> None:
     _say(progress.emit, line)
 
 
-def _placement(failed: Mapping[str, Any]) -> str:
+def placement(failed: Mapping[str, Any]) -> str:
     parts = []
     for group, metric in sorted(failed.items()):
         metric = metric or {}
@@ -879,7 +879,7 @@ def _events(alloc: Mapping[str, Any], task: str) -> list[dict[str, Any]]:
     return list(((alloc.get("TaskStates") or {}).get(task) or {}).get("Events") or [])
 
 
-def _exit_code(alloc: Mapping[str, Any], task: str) -> int | None:
+def exit_code(alloc: Mapping[str, Any], task: str) -> int | None:
     for ev in reversed(_events(alloc, task)):
         code = (ev.get("Details") or {}).get("exit_code")
         if ev.get("Type") == "Terminated" and code not in (None, ""):
@@ -890,13 +890,13 @@ def _exit_code(alloc: Mapping[str, Any], task: str) -> int | None:
     return None
 
 
-def _task_story(alloc: Mapping[str, Any]) -> str:
+def task_story(alloc: Mapping[str, Any]) -> str:
     """Why an allocation's tasks failed: exit code, driver/template failure, restarts exceeded,
     or (running but not healthy) the health checks."""
     stories = []
     for task, state in sorted((alloc.get("TaskStates") or {}).items()):
         events = (state or {}).get("Events") or []
-        code = _exit_code(alloc, task)
+        code = exit_code(alloc, task)
         failure = next((e for e in reversed(events) if e.get("Type") in _FAILURE_EVENTS), None)
         exceeded = any(e.get("Type") == "Not Restarting" for e in events)
         if code not in (None, 0):
@@ -948,7 +948,7 @@ def _view(a: Mapping[str, Any], release: int) -> ProcessView:
         release=release,
         started_at=_time(task.get("StartedAt")),
         restarts=task.get("Restarts"),
-        exit_status=_exit_code(a, group),
+        exit_status=exit_code(a, group),
         port=None,
     )
 
