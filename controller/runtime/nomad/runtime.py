@@ -864,6 +864,7 @@ def _report(progress: _Progress, dep: dict[str, Any]) -> None:
 
 
 def placement(failed: Mapping[str, Any]) -> str:
+    """Why an evaluation could not place groups, from its ``FailedTGAllocs`` metrics."""
     parts = []
     for group, metric in sorted(failed.items()):
         metric = metric or {}
@@ -880,6 +881,7 @@ def _events(alloc: Mapping[str, Any], task: str) -> list[dict[str, Any]]:
 
 
 def exit_code(alloc: Mapping[str, Any], task: str) -> int | None:
+    """The task's last exit code (its last ``Terminated`` event), None if it never ended."""
     for ev in reversed(_events(alloc, task)):
         code = (ev.get("Details") or {}).get("exit_code")
         if ev.get("Type") == "Terminated" and code not in (None, ""):
