@@ -124,6 +124,7 @@ def make_runtime(settings: Settings, sessions: sessionmaker[Any], builds: BuildS
         return LocalRuntime(settings, sessions)
     from controller.runtime.nomad.builds import NomadBuilder
     from controller.runtime.nomad.client import NomadClient
+    from controller.runtime.nomad.consul import ConsulClient
     from controller.runtime.nomad.jobspec import BuildJobSpec
     from controller.runtime.nomad.runtime import (
         NomadRuntime,
@@ -188,6 +189,7 @@ def make_runtime(settings: Settings, sessions: sessionmaker[Any], builds: BuildS
         app_for=app_for,
         health_check_for=lambda spec: _web_health_check(settings, spec, builder),
         hosts_for=hosts_for,
+        consul=ConsulClient(cluster.nomad),
     )
 
 

@@ -40,7 +40,7 @@ class DeploySpec:
 class ProcessView:
     type: str
     number: int
-    state: str  # starting, up, crashed, stopped, retiring
+    state: str  # starting, up, unhealthy (nomad: checks failing), crashed, stopped, retiring
     release: int
     started_at: datetime | None
     restarts: int | None

@@ -16,6 +16,7 @@ import pytest
 from controller.errors import Conflict
 from controller.runtime.base import DeployFailed
 from controller.runtime.nomad.client import NomadClient, NomadError, NomadSettings
+from controller.runtime.nomad.consul import ConsulClient
 from controller.runtime.nomad.runtime import (
     DeploymentInProgress,
     NomadRuntime,
@@ -350,3 +351,16 @@ def test_preview_is_the_job_spec_diff_and_registers_nothing(
     assert '-    "yurt_release"' in diff and '+    "yurt_release"' in diff
     assert "-    count = 2\n" in diff and "+    count = 3\n" in diff
     assert fake_cluster.job(APP, NS)["Version"] == 0
+
+
+def test_ps_shows_a_web_instance_whose_consul_check_fails_as_unhealthy(
+    fake_cluster: FakeCluster, runtime: NomadRuntime
+) -> None:
+    runtime.consul = ConsulClient(runtime.client.settings)
+    deploy(runtime, spec(1, {"web": 2, "worker": 1}))
+    assert [v.state for v in runtime.processes("app-1")] == ["up", "up", "up"]
+    [first, _] = fake_cluster.catalog(f"{APP}-web")
+    with fake_cluster.cond:
+        fake_cluster.consul.set_check_status(first["ServiceID"], "critical", "connection refused")
+    states = {(v.type, v.state) for v in runtime.processes("app-1")}
+    assert states == {("web", "unhealthy"), ("web", "up"), ("worker", "up")}

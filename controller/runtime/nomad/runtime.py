@@ -36,7 +36,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -51,6 +51,7 @@ from controller.runtime.nomad.client import (
     NomadError,
     NomadTimeout,
 )
+from controller.runtime.nomad.consul import ConsulClient, ConsulError
 from controller.runtime.nomad.jobspec import (
     WEB,
     AppJobSpec,
@@ -152,6 +153,7 @@ class NomadRuntime:
         app_for: Callable[[str], str] | None = None,
         health_check_for: Callable[[DeploySpec], HealthCheck] | None = None,
         hosts_for: Callable[[DeploySpec], tuple[str, ...]] | None = None,
+        consul: ConsulClient | None = None,
     ) -> None:
         if (images is None) == (image_for is None):
             raise ValueError("give exactly one of images and image_for")
@@ -171,6 +173,9 @@ class NomadRuntime:
         # The web check of the release's app.json, and the app's custom domains.
         self._health_check_for = health_check_for
         self._hosts_for = hosts_for
+        # What routers see: a web instance Nomad runs but whose Consul check fails gets no
+        # traffic, and ps says so.
+        self.consul = consul
         self._apps: dict[str, str] = {}  # app id -> app name, learnt from deploy/scale
 
     # -- the job spec -----------------------------------------------------------------------------
@@ -507,6 +512,7 @@ class NomadRuntime:
             return []
         releases = self._release_of(job_id)
         views = []
+        failing: dict[str, bool] | None = None
         for a in self.client.allocations(job_id):
             if a.get("TaskGroup") == RELEASE:
                 continue
@@ -517,8 +523,29 @@ class NomadRuntime:
                 continue  # replaced by a rescheduled allocation
             if client in TERMINAL_ALLOC and a.get("JobVersion") != job["Version"]:
                 continue  # a failed allocation of a release the job has moved on from
-            views.append(_view(a, releases.get(int(a.get("JobVersion", -1)), 0)))
+            view = _view(a, releases.get(int(a.get("JobVersion", -1)), 0))
+            if view.type == WEB and view.state == "up":
+                failing = self._failing(job_id) if failing is None else failing
+                if failing.get(a["ID"]):
+                    view = replace(view, state="unhealthy")
+            views.append(view)
         return sorted(views, key=lambda v: (v.type != WEB, v.type, v.number, v.release))
+
+    def _failing(self, job_id: str) -> dict[str, bool]:
+        """Allocation id -> True for web instances whose Consul checks are critical (so no
+        router sends them traffic). Empty when Consul cannot be asked: ps then shows what
+        Nomad knows."""
+        if self.consul is None:
+            return {}
+        try:
+            instances = self.consul.service_health(f"{job_id}-{WEB}", passing=False)
+        except ConsulError:
+            return {}
+        return {
+            alloc: inst.status == "critical"
+            for inst in instances
+            if (alloc := _alloc_of_service(inst.id))
+        }
 
     def is_serving(self, app_id: str, version: int) -> bool:
         """The job runs ``version`` as a stable (successfully deployed) version with at least
@@ -953,6 +980,16 @@ def _view(a: Mapping[str, Any], release: int) -> ProcessView:
         exit_status=exit_code(a, group),
         port=None,
     )
+
+
+def _alloc_of_service(service_id: str) -> str:
+    """The allocation id in a Nomad-registered service id
+    (``_nomad-task-<alloc id>-<task or group-NAME>-<service>-<port>``, reference §4)."""
+    prefix = "_nomad-task-"
+    if not service_id.startswith(prefix):
+        return ""
+    rest = service_id[len(prefix) :]
+    return rest[:36] if len(rest) > 36 and rest[36] == "-" else ""
 
 
 def _time(value: Any) -> datetime | None:
