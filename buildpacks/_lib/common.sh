@@ -20,11 +20,16 @@ buildpack_fingerprint() {
 # first, so an interrupted store never looks valid.
 
 # cache_restore NAME DEST SIGNATURE: copy the cached content to DEST if the stored signature
-# equals SIGNATURE; returns 1 (leaving DEST absent) if there is nothing usable.
+# equals SIGNATURE and, for a linked entry, every file is still as it was stored (see
+# cache_store --link); returns 1 (leaving DEST absent) if there is nothing usable.
 cache_restore() {
   local entry="$CACHE_DIR/$1" dest=$2 signature=$3
   [[ -f "$entry/signature" && -d "$entry/content" ]] || return 1
   [[ "$(cat -- "$entry/signature")" == "$signature" ]] || return 1
+  if [[ -f "$entry/manifest" ]] && [[ -n "$(cache_manifest "$entry/content" |
+    LC_ALL=C comm -23 -- "$entry/manifest" -)" ]]; then
+    return 1 # some stored entry changed or went away
+  fi
   rm -rf -- "$dest"
   mkdir -p -- "$(dirname -- "$dest")"
   if ! cp -a -- "$entry/content" "$dest"; then
@@ -33,16 +38,41 @@ cache_restore() {
   fi
 }
 
-# cache_store NAME SRC SIGNATURE: replace the entry with a copy of SRC.
+# cache_store NAME SRC SIGNATURE [--link]: replace the entry with a copy of SRC.
+#
+# --link makes the copy with hard links (`cp -al`: a link per file instead of a copy of its
+# data; a plain copy when that fails, e.g. across file systems), so until the build dir is
+# removed each file is shared with SRC. For content that the rest of the build only reads or
+# replaces (pip, Python's bytecode writes, sed -i and mv make new files, rm only unlinks) that
+# is the same as a copy. A file rewritten in place (`>>`, truncate and write) would change the
+# cached copy too: a manifest of every entry's path, type, mode, size and mtime (in seconds,
+# which survives a tar round trip) is stored with linked content, and cache_restore treats an
+# entry that differs or is gone as a cache miss, so such a change costs a rebuild, never a
+# wrong restore. (Entries added to the cache's own directories can't come from the build's
+# copy: directories are not shared.)
 cache_store() {
-  local entry="$CACHE_DIR/$1" src=$2 signature=$3
+  local entry="$CACHE_DIR/$1" src=$2 signature=$3 link=${4:-}
   mkdir -p -- "$entry"
   rm -f -- "$entry/signature"
-  rm -rf -- "$entry/content" "$entry/content.partial"
-  cp -a -- "$src" "$entry/content.partial"
+  rm -rf -- "$entry/content" "$entry/content.partial" "$entry/manifest"
+  if [[ "$link" != --link ]] || ! cp -al -- "$src" "$entry/content.partial" 2>/dev/null; then
+    rm -rf -- "$entry/content.partial"
+    cp -a -- "$src" "$entry/content.partial"
+  fi
   mv -- "$entry/content.partial" "$entry/content"
+  if [[ "$link" == --link ]]; then
+    cache_manifest "$entry/content" >"$entry/manifest"
+  fi
   printf '%s\n' "$signature" >"$entry/signature.partial"
   mv -- "$entry/signature.partial" "$entry/signature"
+}
+
+# cache_manifest DIR: one line per entry under DIR, in a stable order: path, type, mode, and
+# for all but directories (never shared, and their sizes vary between copies) size and mtime
+# in whole seconds.
+cache_manifest() {
+  (cd -- "$1" && find . \( -type d -printf '%P\td\t%m\n' \) -o -printf '%P\t%y\t%m\t%s\t%Ts\n' |
+    LC_ALL=C sort)
 }
 
 # cache_changes NAME SIGNATURE: the keys whose value differs from the stored signature,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -148,6 +149,137 @@ def test_changed_requirements_rebuild_the_virtualenv(
     )
     assert "-----> Installing requirements with pip" in second.output
     assert "Using cached virtualenv" not in second.output
+
+
+# --- the virtualenv cache: hard links, and what later writes do to them ---------------------------
+
+
+def venv_files(venv: Path) -> dict[str, bytes]:
+    """Every regular file of a virtualenv (bytecode left out) and its content."""
+    return {
+        str(path.relative_to(venv)): path.read_bytes()
+        for path in sorted(venv.rglob("*"))
+        if path.is_file() and not path.is_symlink() and path.suffix != ".pyc"
+    }
+
+
+def empty_app(build_dir: Path) -> Path:
+    build_dir.mkdir()
+    return python_app(build_dir, {})
+
+
+def cached_venv(cache_dir: Path) -> Path:
+    return cache_dir / "python" / "virtualenv" / "content"
+
+
+@pytest.fixture
+def linked_build(buildpacks: Buildpacks, tmp_path: Path) -> tuple[Compiled, dict[str, bytes]]:
+    """A cold build (empty requirements: no network) and a snapshot of the venv it made."""
+    build_dir = empty_app(tmp_path / "build1")
+    compiled = buildpacks.compile("python", build_dir, tmp_path / "cache").check()
+    assert "-----> Creating a virtualenv in .yurt/python" in compiled.output
+    return compiled, venv_files(build_dir / ".yurt" / "python")
+
+
+def site_packages(venv: Path) -> Path:
+    return next((venv / "lib").glob("python3*/site-packages"))
+
+
+def test_cold_build_venv_has_the_bundled_pip_and_a_linked_cache_copy(
+    linked_build: tuple[Compiled, dict[str, bytes]],
+) -> None:
+    compiled, snapshot = linked_build
+    venv = compiled.build_dir / ".yurt" / "python"
+    cached = cached_venv(compiled.cache_dir)
+    # What `python -m venv` installs (pip, and setuptools up to 3.11), minus pip's own
+    # bytecode compilation of them.
+    bundled = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import ensurepip; print(ensurepip.version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    pip_version = subprocess.run(
+        [str(venv / "bin" / "pip"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    assert pip_version.startswith(f"pip {bundled} from {site_packages(venv)}/pip "), pip_version
+    setuptools = list(site_packages(venv).glob("setuptools-*.dist-info"))
+    if setuptools:
+        assert not list((site_packages(venv) / "setuptools").rglob("*.pyc"))
+    # The cache holds the same files, as hard links (no second copy of the data).
+    assert venv_files(cached) == snapshot
+    for name in snapshot:
+        assert (venv / name).stat().st_ino == (cached / name).stat().st_ino, name
+    assert (compiled.cache_dir / "python" / "virtualenv" / "manifest").is_file()
+
+
+def test_replacing_writes_in_the_build_venv_leave_the_linked_cache_intact(
+    linked_build: tuple[Compiled, dict[str, bytes]], buildpacks: Buildpacks, tmp_path: Path
+) -> None:
+    """What later steps of a build (or a later buildpack) do to the venv with pip, Python and
+    sed -i makes new files or unlinks: the cached copy keeps its content and is reused."""
+    compiled, snapshot = linked_build
+    venv = compiled.build_dir / ".yurt" / "python"
+    python = str(venv / "bin" / "python")
+    no_index = {**os.environ, "PIP_CONFIG_FILE": "/dev/null", "PIP_NO_INDEX": "1"}
+    steps = [
+        [python, "-m", "compileall", "-f", "-q", str(site_packages(venv))],
+        [python, "-m", "pip", "uninstall", "-y", "-q", "pip"],
+        ["sed", "-i", "s/^/# edited /", str(venv / "pyvenv.cfg")],
+    ]
+    for argv in steps:
+        subprocess.run(argv, env=no_index, check=True, capture_output=True)
+    assert (venv / "pyvenv.cfg").read_bytes() != snapshot["pyvenv.cfg"]
+    assert not (site_packages(venv) / "pip").exists()
+
+    assert venv_files(cached_venv(compiled.cache_dir)) == snapshot
+    build_dir = empty_app(tmp_path / "build2")
+    second = buildpacks.compile("python", build_dir, compiled.cache_dir).check()
+    assert "-----> Using cached virtualenv (requirements unchanged)" in second.output
+    assert venv_files(build_dir / ".yurt" / "python") == snapshot
+
+
+def test_in_place_write_to_a_linked_file_makes_the_next_build_rebuild(
+    linked_build: tuple[Compiled, dict[str, bytes]], buildpacks: Buildpacks, tmp_path: Path
+) -> None:
+    """A file rewritten in place (same inode) changes the cached copy too: the manifest check
+    notices and the next build makes a new venv instead of restoring the changed one."""
+    compiled, snapshot = linked_build
+    venv = compiled.build_dir / ".yurt" / "python"
+    target = "pyvenv.cfg"
+    with (venv / target).open("ab") as fh:  # appends to the shared inode
+        fh.write(b"appended = in place\n")
+    assert b"appended" in (cached_venv(compiled.cache_dir) / target).read_bytes()
+
+    build_dir = empty_app(tmp_path / "build2")
+    second = buildpacks.compile("python", build_dir, compiled.cache_dir).check()
+    assert "Rebuilding the virtualenv (the cached one was modified" in second.output
+    assert "Using cached virtualenv" not in second.output
+    rebuilt = venv_files(build_dir / ".yurt" / "python")
+    assert rebuilt.keys() == snapshot.keys()  # a fresh venv (some files name its own path)
+    assert b"appended" not in rebuilt[target]
+    # And the cache now holds the new venv, reused by the build after.
+    third_dir = empty_app(tmp_path / "build3")
+    third = buildpacks.compile("python", third_dir, compiled.cache_dir).check()
+    assert "-----> Using cached virtualenv (requirements unchanged)" in third.output
+
+
+def test_linked_cache_survives_a_tar_round_trip(
+    linked_build: tuple[Compiled, dict[str, bytes]], buildpacks: Buildpacks, tmp_path: Path
+) -> None:
+    """The nomad builder keeps the cache as a tarball between builds: whole-second mtimes and
+    fresh directories must not look like a modified cache."""
+    compiled, snapshot = linked_build
+    tarball = tmp_path / "cache.tar.gz"
+    subprocess.run(["tar", "-czf", str(tarball), "-C", str(compiled.cache_dir), "."], check=True)
+    restored = tmp_path / "cache-restored"
+    restored.mkdir()
+    subprocess.run(["tar", "-xzf", str(tarball), "-C", str(restored)], check=True)
+
+    build_dir = empty_app(tmp_path / "build2")
+    second = buildpacks.compile("python", build_dir, restored).check()
+    assert "-----> Using cached virtualenv (requirements unchanged)" in second.output
+    assert venv_files(build_dir / ".yurt" / "python") == snapshot
 
 
 # --- python-uv and python-poetry ----------------------------------------------------------------
