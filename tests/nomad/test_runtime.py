@@ -238,9 +238,11 @@ def test_discard_a_first_release_that_never_served(
     assert fake_cluster.job(APP, NS)["Stop"] is True
 
 
-def test_scale_during_a_deployment_is_refused(
+def deploy_that_hangs(
     fake_cluster: FakeCluster, runtime: NomadRuntime
-) -> None:
+) -> tuple[threading.Thread, list[BaseException]]:
+    """v1 deployed, then v2 deploying in a thread with canaries that never start (its
+    deployment runs until the healthy deadline fails it); returns once it runs."""
     deploy(runtime, spec(1))
     fake_cluster.set_outcome(APP, "web", "pending", version=1)
     errors: list[BaseException] = []
@@ -259,6 +261,13 @@ def test_scale_during_a_deployment_is_refused(
             for d in fake_cluster.deployments(APP, NS)
         )
     )
+    return worker, errors
+
+
+def test_scale_during_a_deployment_is_refused(
+    fake_cluster: FakeCluster, runtime: NomadRuntime
+) -> None:
+    worker, errors = deploy_that_hangs(fake_cluster, runtime)
     with pytest.raises(DeploymentInProgress) as refused:
         runtime.scale(spec(2, {"web": 3, "worker": 1}))
     assert refused.value.status == 409

@@ -23,7 +23,16 @@ from controller.runtime.nomad.runtime import (
     RouterLogsUnavailable,
 )
 from tests.fakes import FakeCluster
-from tests.nomad.test_runtime import APP, IMAGES, NS, RELEASE_NS, deploy, runtime, spec
+from tests.nomad.test_runtime import (
+    APP,
+    IMAGES,
+    NS,
+    RELEASE_NS,
+    deploy,
+    deploy_that_hangs,
+    runtime,
+    spec,
+)
 
 __all__ = ["runtime"]  # the fixture, shared with test_runtime
 
@@ -126,24 +135,7 @@ def test_restart_keeps_other_groups_nonces_and_redeploy_keeps_them_too(
 def test_restart_refusals(fake_cluster: FakeCluster, runtime: NomadRuntime) -> None:
     with pytest.raises(Conflict, match="hello is not running on the cluster"):
         runtime.restart(spec(1), None)
-    deploy(runtime, spec(1))
-    fake_cluster.set_outcome(APP, "web", "pending", version=1)
-    errors: list[BaseException] = []
-
-    def second() -> None:
-        try:
-            deploy(runtime, spec(2))
-        except BaseException as exc:  # handed to the test thread
-            errors.append(exc)
-
-    worker = threading.Thread(target=second)
-    worker.start()
-    _eventually(
-        lambda: any(
-            d["JobVersion"] == 1 and d["Status"] == "running"
-            for d in fake_cluster.deployments(APP, NS)
-        )
-    )
+    worker, errors = deploy_that_hangs(fake_cluster, runtime)
     with pytest.raises(DeploymentInProgress, match="a deployment of hello is in progress"):
         runtime.restart(spec(1), "web")
     worker.join(timeout=20)
