@@ -9,7 +9,7 @@ LISTEN ?= 127.0.0.1:7100
 PYTEST_ARGS ?=
 LINT_DIRS := controller tests $(wildcard bench)
 
-.PHONY: venv deps system-deps lint format test test-fast demo stop bench clean check-cluster
+.PHONY: venv deps system-deps lint format test test-fast test-live demo stop bench clean check-cluster
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

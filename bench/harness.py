@@ -232,6 +232,7 @@ def yurt_server(name: str) -> Iterator[Server]:
     argv = [YURT, "server", "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"]
     argv += ["--router-listen", f"127.0.0.1:{router_port}"]
     argv += ["--router-admin-listen", f"127.0.0.1:{free_port()}", "--stop-apps"]
+    argv += ["--router-dns-listen", f"127.0.0.1:{free_port()}"]
     log(f"starting yurt server on {url}, router 127.0.0.1:{router_port}, data in {data_dir}")
     with log_path.open("wb") as out:
         proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT)

@@ -104,6 +104,13 @@ log = logging.getLogger("yurt.server")
     help="Loopback HOST:PORT of Caddy's admin API.",
 )
 @click.option(
+    "--router-dns-listen",
+    envvar="YURT_ROUTER_DNS_LISTEN",
+    default="127.0.0.1:7118",
+    show_default=True,
+    help="Loopback HOST:PORT (UDP) where Caddy asks Yurt for each app's web instances.",
+)
+@click.option(
     "--base-domain",
     envvar="YURT_BASE_DOMAIN",
     default="localhost",
@@ -203,6 +210,7 @@ def server_command(
     buildpacks_dir: Path | None,
     router_listen: str,
     router_admin_listen: str,
+    router_dns_listen: str,
     base_domain: str,
     keep_apps: bool,
     keep_releases: int,
@@ -227,6 +235,7 @@ def server_command(
         build_log_cap=build_log_cap,
         router_listen=router_listen,
         router_admin_listen=router_admin_listen,
+        router_dns_listen=router_dns_listen,
         base_domain=base_domain,
         keep_apps=keep_apps,
         releases_kept=keep_releases,
@@ -247,6 +256,7 @@ def server_command(
     _check_listen(listen, "--listen")
     _check_listen(router_listen, "--router-listen")
     _check_listen(router_admin_listen, "--router-admin-listen")
+    _check_listen(router_dns_listen, "--router-dns-listen")
     _check_listen(openbao_listen, "--openbao-listen")
     if ssh_listen:
         _check_listen(ssh_listen, "--ssh-listen")

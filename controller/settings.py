@@ -67,6 +67,8 @@ class Settings:
     runtime: str = "local"
     router_listen: str = "127.0.0.1:8080"
     router_admin_listen: str = "127.0.0.1:7119"
+    # UDP: the DNS responder Caddy asks for each app's web instances (see router_dns.py).
+    router_dns_listen: str = "127.0.0.1:7118"
     base_domain: str = "localhost"
     boot_timeout: float = 60
     kill_timeout: float = 30

@@ -180,6 +180,7 @@ def start_server(
     home: Path | None = None,
     router_port: int | None = None,
     admin_port: int | None = None,
+    dns_port: int | None = None,
     openbao_port: int | None = None,
     extra_env: dict[str, str] | None = None,
 ) -> Server:
@@ -194,6 +195,7 @@ def start_server(
     router_port = router_port or free_port()
     router = ["--router-listen", f"127.0.0.1:{router_port}"]
     router += ["--router-admin-listen", f"127.0.0.1:{admin_port or free_port()}"]
+    router += ["--router-dns-listen", f"127.0.0.1:{dns_port or free_port()}"]
     if "--openbao-listen" not in args:
         router += ["--openbao-listen", f"127.0.0.1:{openbao_port or free_port_pair()}"]
     if "--keep-apps" not in args:

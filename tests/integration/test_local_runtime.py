@@ -3,6 +3,7 @@ failed health checks, release phase, rollback, scale, restart of the controller.
 
 from __future__ import annotations
 
+import http.client
 import signal
 import threading
 import time
@@ -119,7 +120,28 @@ def test_zero_failed_requests_across_deploys_and_rollback(server: Server, tmp_pa
                 errors.append(f"{'keep-alive' if keep_alive else 'close'}: {exc!r}")
             time.sleep(0.01)
 
+    def naive() -> None:
+        # Reuses one kept-alive connection without checking it and never retries (raw
+        # http.client, as some SDKs do): any connection closed under it counts as a failure.
+        conn = http.client.HTTPConnection("127.0.0.1", server.router_port, timeout=10)
+        deadline = time.monotonic() + 120
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn.request("GET", "/", headers={"Host": "web.localhost"})
+                resp = conn.getresponse()
+                resp.read()
+                results.append(resp.status)
+            except (OSError, http.client.HTTPException) as exc:
+                results.append(-1)
+                errors.append(f"naive: {exc!r}")
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", server.router_port, timeout=10)
+            time.sleep(0.01)
+        conn.close()
+
     threads = [threading.Thread(target=load, args=(k,)) for k in (True, False, False)]
+    threads += [threading.Thread(target=naive) for _ in range(2)]
+    loads_before = caddy_loads(server)
     for t in threads:
         t.start()
     try:
@@ -134,9 +156,17 @@ def test_zero_failed_requests_across_deploys_and_rollback(server: Server, tmp_pa
             t.join()
     assert len(results) > 50
     assert [code for code in results if code != 200] == [], errors
+    # A deploy only rewrites the router's DNS table: Caddy's config is not loaded again.
+    assert caddy_loads(server) == loads_before
     assert server.app_get("web").text.startswith("2 ")
     rels = releases(server, "web")
     assert rels[0]["description"] == "Rollback to v2" and rels[0]["current"] is True
+
+
+def caddy_loads(srv: Server) -> int:
+    """How many config loads Caddy completed (its log)."""
+    text = (Path(srv.data_dir) / "logs" / "router" / "caddy.log").read_text(errors="replace")
+    return sum(1 for line in text.splitlines() if '"msg":"load complete"' in line)
 
 
 def server_get(
@@ -203,7 +233,7 @@ def test_scale_ps_and_logs(server: Server, tmp_path: Path) -> None:
 def test_apps_keep_serving_while_the_controller_restarts(tmp_path: Path) -> None:
     from tests.conftest import free_port
 
-    ports = {"router_port": free_port(), "admin_port": free_port()}
+    ports = {"router_port": free_port(), "admin_port": free_port(), "dns_port": free_port()}
     srv = start_server(tmp_path, "--keep-apps", **ports)
     srv2: Server | None = None
     try:

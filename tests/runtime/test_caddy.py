@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import http.client
 import json
 import os
 import signal
@@ -100,10 +101,17 @@ class Router:
     root: Path
     admin_listen: str = field(default_factory=lambda: f"127.0.0.1:{free_port()}")
     router_listen: str = field(default_factory=lambda: f"127.0.0.1:{free_port()}")
+    dns_listen: str | None = None
     made: list[Caddy] = field(default_factory=list)
 
     def caddy(self) -> Caddy:
-        c = Caddy(self.root / "state", self.admin_listen, self.router_listen, self.root / "logs")
+        c = Caddy(
+            self.root / "state",
+            self.admin_listen,
+            self.router_listen,
+            self.root / "logs",
+            dns_listen=self.dns_listen,
+        )
         self.made.append(c)
         return c
 
@@ -450,3 +458,110 @@ def test_config_with_auto_https_lets_caddy_manage_public_hosts() -> None:
 def test_config_rejects_a_host_claimed_by_two_apps() -> None:
     with pytest.raises(ValueError, match=r"(?i)x\.localhost belongs to both a and b"):
         _config([AppRoute("a", ("x.localhost",)), AppRoute("b", ("X.localhost",))])
+
+
+# --- dynamic upstreams (the runtime's mode) ------------------------------------------------------
+
+
+def test_dynamic_upstreams_follow_the_dns_table_without_a_config_load(
+    tmp_path: Path, backend: Callable[[str], Backend]
+) -> None:
+    """What a deploy does: new upstream in the responder's table, old one stopped after
+    RETIRE_MIN_WAIT. Clients that reuse a kept-alive connection blindly see no error, because
+    Caddy's config (and so its HTTP server) never changes."""
+    from controller.runtime.local.router_dns import write_table
+    from controller.runtime.local.runtime import RETIRE_MIN_WAIT
+    from tests.runtime.test_router_dns import responder_process
+
+    def port(b: Backend) -> int:
+        return int(b.server.server_address[1])
+
+    table = tmp_path / "router-dns.json"
+    current = backend("v0")
+    write_table(table, {"a": [port(current)]})
+    with responder_process(table) as dns_listen:
+        router = Router(tmp_path, dns_listen=dns_listen)
+        try:
+            caddy = router.caddy()
+            caddy.start()
+            caddy.apply([AppRoute("a", ("a.localhost",), (current.address,))])
+            assert router.get("a.localhost").text == "v0"
+            config = caddy.admin.get("/config/")
+            codes: list[int] = []
+            failures: list[str] = []
+            done = threading.Event()
+
+            def naive() -> None:
+                _host, _, router_port = router.router_listen.rpartition(":")
+                conn = http.client.HTTPConnection("127.0.0.1", int(router_port), timeout=10)
+                while not done.is_set():
+                    try:
+                        conn.request("GET", "/", headers={"Host": "a.localhost"})
+                        resp = conn.getresponse()
+                        resp.read()
+                        codes.append(resp.status)
+                    except (OSError, http.client.HTTPException) as exc:
+                        failures.append(repr(exc))
+                        conn.close()
+                    time.sleep(0.005)
+                conn.close()
+
+            clients = [threading.Thread(target=naive) for _ in range(3)]
+            for t in clients:
+                t.start()
+            try:
+                for i in range(1, 6):
+                    new = backend(f"v{i}")
+                    write_table(table, {"a": [port(new)]})
+                    time.sleep(RETIRE_MIN_WAIT)
+                    current.stop()
+                    current = new
+            finally:
+                done.set()
+                for t in clients:
+                    t.join()
+            assert failures == []
+            assert len(codes) > 100 and set(codes) == {200}
+            assert router.get("a.localhost").text == "v5"
+            assert caddy.admin.get("/config/") == config
+        finally:
+            router.cleanup()
+
+
+def test_config_with_dns_takes_upstreams_from_srv_lookups() -> None:
+    routes = [AppRoute("a", ("a.localhost",), ("127.0.0.1:5000",)), AppRoute("b", ("b.x",))]
+    config = caddy_config(
+        routes,
+        admin_listen="127.0.0.1:2019",
+        router_listen="127.0.0.1:8080",
+        logs_dir=Path("/logs"),
+        data_dir=Path("/data"),
+        dns_listen="127.0.0.1:7118",
+    )
+    a, b, _catch_all = config["apps"]["http"]["servers"]["yurt"]["routes"]
+    proxy = a["handle"][0]
+    assert "upstreams" not in proxy  # the ports are only in the responder's table
+    assert proxy["dynamic_upstreams"] == {
+        "source": "srv",
+        "name": "a.web.yurt.",
+        "refresh": "250ms",
+        "grace_period": "1000ms",
+        "resolver": {"addresses": ["127.0.0.1:7118"]},
+        "dial_timeout": "1s",
+    }
+    assert proxy["transport"]["resolver"] == {"addresses": ["127.0.0.1:7118"]}
+    assert proxy["load_balancing"]["try_duration"] == "5s"
+    assert b["handle"][0]["status_code"] == 503
+
+
+def test_apply_if_changed_loads_nothing_when_caddy_runs_that_config(
+    router: Router, caddy: Caddy
+) -> None:
+    routes = [AppRoute("a", ("a.localhost",), ("127.0.0.1:5000",))]
+    assert caddy.apply(routes) is True
+    again = router.caddy()  # a new controller re-attaching
+    assert again.start() is False
+    assert again.apply(routes, if_changed=True) is False
+    other = [AppRoute("a", ("a.localhost", "a.example"), ("127.0.0.1:5000",))]
+    assert again.apply(other, if_changed=True) is True
+    assert again.routes() == other

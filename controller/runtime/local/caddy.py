@@ -12,6 +12,12 @@ socket across the swap; requests already read finish on the old routes, new ones
 routes. ``lb_try_duration`` makes a request that reaches an instance which has just stopped retry
 another upstream instead of failing.
 
+With ``dns_listen`` set (the runtime always sets it), an app's route takes its upstreams from an
+SRV lookup to Yurt's responder (see router_dns.py), refreshed every ``SRV_REFRESH``: a deploy then
+rewrites the responder's table and loads no config, so no connection is closed. A config is only
+loaded when apps, hosts or log files change, or an app gets its first / loses its last upstream
+(its route switches between the proxy and the 503 page).
+
 Caddy runs in its own session, so it keeps serving while the controller restarts; ``start()`` in a
 new controller re-attaches to it through the pid file.
 """
@@ -36,6 +42,7 @@ from typing import Any
 import requests
 
 from controller.daemon import cmdline, pid_running
+from controller.runtime.local.router_dns import srv_name
 
 SERVER_NAME = "yurt"
 ROUTE_ID_PREFIX = "yurt-app-"  # @id of each app's route; routes() reads the app name back from it
@@ -50,6 +57,11 @@ LB_TRY_INTERVAL = "50ms"
 FAIL_DURATION = "2s"
 # How long a config swap waits for requests in flight on the old routes (Heroku's 30 s timeout).
 GRACE_PERIOD = "30s"
+# Dynamic upstreams (SRV): Caddy caches a lookup this long, so a route switch reaches it within
+# SRV_REFRESH (+ one lookup). When a lookup fails (responder down) Caddy keeps the last upstreams
+# and retries after SRV_GRACE: short, so it sees a new table soon after the responder is back.
+SRV_REFRESH = 0.25
+SRV_GRACE = 1.0
 LOG_ROLL_SIZE_MB = 10
 LOG_ROLL_KEEP = 5
 
@@ -89,8 +101,10 @@ def caddy_config(
     logs_dir: Path,
     data_dir: Path,
     auto_https: bool = False,
+    dns_listen: str | None = None,
 ) -> dict[str, Any]:
-    """The whole Caddy JSON config for these routes."""
+    """The whole Caddy JSON config for these routes. With ``dns_listen``, upstreams come from
+    SRV lookups there (``route.upstreams`` then only says whether the app has any)."""
     _check_routes(routes)
     served = [r for r in routes if r.hosts]  # an app without hosts cannot be reached
     config: dict[str, Any] = {
@@ -101,7 +115,7 @@ def caddy_config(
         "apps": {
             "http": {
                 "grace_period": GRACE_PERIOD,
-                "servers": {SERVER_NAME: _server(served, router_listen, auto_https)},
+                "servers": {SERVER_NAME: _server(served, router_listen, auto_https, dns_listen)},
             }
         },
     }
@@ -125,10 +139,12 @@ def _check_routes(routes: Sequence[AppRoute]) -> None:
                 )
 
 
-def _server(routes: Sequence[AppRoute], listen: str, auto_https: bool) -> dict[str, Any]:
+def _server(
+    routes: Sequence[AppRoute], listen: str, auto_https: bool, dns_listen: str | None
+) -> dict[str, Any]:
     server: dict[str, Any] = {
         "listen": [listen],
-        "routes": [*(_app_route(r) for r in routes), _catch_all_route()],
+        "routes": [*(_app_route(r, dns_listen) for r in routes), _catch_all_route()],
         "logs": {
             "logger_names": {h.lower(): [_logger_name(r.app)] for r in routes for h in r.hosts},
             "skip_unmapped_hosts": True,  # unknown hosts would only fill caddy.log
@@ -147,8 +163,13 @@ def _is_local_host(host: str) -> bool:
     return host == "localhost" or host.endswith(".localhost") or host.replace(".", "").isdigit()
 
 
-def _app_route(route: AppRoute) -> dict[str, Any]:
-    handler = _proxy(route.upstreams) if route.upstreams else _no_web(route.app)
+def _app_route(route: AppRoute, dns_listen: str | None = None) -> dict[str, Any]:
+    if not route.upstreams:
+        handler = _no_web(route.app)
+    elif dns_listen:
+        handler = _dynamic_proxy(route.app, dns_listen)
+    else:
+        handler = _proxy(route.upstreams)
     return {
         "@id": ROUTE_ID_PREFIX + route.app,
         "match": [{"host": [h.lower() for h in route.hosts]}],
@@ -171,6 +192,28 @@ def _proxy(upstreams: Sequence[str]) -> dict[str, Any]:
         "health_checks": {"passive": {"fail_duration": FAIL_DURATION, "max_fails": 1}},
         "headers": {"request": {"set": {"X-Request-Id": ["{http.request.uuid}"]}}},
     }
+
+
+def _dynamic_proxy(app: str, dns_listen: str) -> dict[str, Any]:
+    handler = _proxy(())
+    del handler["upstreams"]
+    resolver = {"addresses": [dns_listen]}
+    handler["dynamic_upstreams"] = {
+        "source": "srv",
+        "name": srv_name(app),
+        "refresh": _duration(SRV_REFRESH),
+        "grace_period": _duration(SRV_GRACE),
+        "resolver": resolver,
+        "dial_timeout": "1s",
+    }
+    # SRV targets are names, dialed as "loopback.yurt.:PORT": the responder answers that too
+    # (Go skips /etc/hosts for a name ending in a dot).
+    handler["transport"] = {"protocol": "http", "resolver": resolver}
+    return handler
+
+
+def _duration(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
 
 
 def _static(status: int, body: str) -> dict[str, Any]:
@@ -231,6 +274,8 @@ def routes_from_config(server_routes: Sequence[dict[str, Any]]) -> list[AppRoute
         hosts = tuple(raw["match"][0]["host"])
         handler = raw["handle"][0]
         upstreams = tuple(u["dial"] for u in handler.get("upstreams", ()))
+        if "dynamic_upstreams" in handler:
+            upstreams = (f"srv:{handler['dynamic_upstreams']['name']}",)
         found.append(AppRoute(route_id.removeprefix(ROUTE_ID_PREFIX), hosts, upstreams))
     return found
 
@@ -312,12 +357,14 @@ class Caddy:
         router_listen: str,
         logs_dir: Path,
         auto_https: bool = False,
+        dns_listen: str | None = None,
     ) -> None:
         self.state_dir = Path(state_dir).absolute()  # Caddy's argv names it; see _our_pid
         self.admin_listen = admin_listen
         self.router_listen = router_listen
         self.logs_dir = Path(logs_dir).absolute()
         self.auto_https = auto_https
+        self.dns_listen = dns_listen
         self.admin = AdminClient(admin_listen)
         self.config_path = self.state_dir / "caddy.json"
         self.pid_path = self.state_dir / "caddy.pid"
@@ -354,12 +401,20 @@ class Caddy:
 
     # routing
 
-    def apply(self, routes: Sequence[AppRoute]) -> None:
-        """Make the live routing equal to ``routes`` in one config swap."""
+    def apply(self, routes: Sequence[AppRoute], if_changed: bool = False) -> bool:
+        """Make the live routing equal to ``routes`` in one config swap. With ``if_changed``
+        (a controller re-attaching), nothing is loaded if Caddy runs that config already: a
+        load closes idle client connections. True if a config was loaded."""
         for route in routes:
             access_log_path(self.logs_dir, route.app).parent.mkdir(parents=True, exist_ok=True)
+        config = self._config(routes)
         with self._lock:
-            self.admin.load(self._config(routes))
+            if if_changed:
+                with contextlib.suppress(RouterError, ValueError):
+                    if self.admin.get("/config/") == json.loads(json.dumps(config)):
+                        return False
+            self.admin.load(config)
+        return True
 
     def routes(self) -> list[AppRoute]:
         raw = self.admin.get(f"/config/apps/http/servers/{SERVER_NAME}/routes")
@@ -378,6 +433,7 @@ class Caddy:
             logs_dir=self.logs_dir,
             data_dir=self.state_dir / "data",
             auto_https=self.auto_https,
+            dns_listen=self.dns_listen,
         )
 
     def _our_pid(self) -> int | None:

@@ -1,8 +1,9 @@
 """The local runtime: releases run as supervisord programs, Caddy routes to healthy ones.
 
 A deploy starts the new release's web instances on fresh ports beside the old ones, waits
-until each is healthy, switches Caddy in one change, then retires the old instances (SIGTERM,
-grace, SIGKILL). If the new instances never get healthy nothing switches.
+until each is healthy, switches the route in one change of the router's DNS table (Caddy's
+config stays as it is), then retires the old instances (SIGTERM, grace, SIGKILL). If the new
+instances never get healthy nothing switches.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import re
 import shutil
 import socket
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -34,8 +36,8 @@ from controller.builds.appjson import web_check
 from controller.db.models import App, Domain, Instance
 from controller.errors import InvalidParams
 from controller.runtime.base import DeployFailed, DeploySpec, Emit, ProcessView
-from controller.runtime.local import users
-from controller.runtime.local.caddy import AppRoute, Caddy
+from controller.runtime.local import router_dns, users
+from controller.runtime.local.caddy import SRV_GRACE, SRV_REFRESH, AppRoute, Caddy
 from controller.runtime.local.supervisor import (
     ProcessManagerError,
     Program,
@@ -101,7 +103,10 @@ class LocalRuntime:
             settings.router_admin_listen,
             settings.router_listen,
             self.logs_dir / "router",
+            dns_listen=settings.router_dns_listen,
         )
+        self.dns_table = state / "router-dns.json"  # what the router's DNS responder answers
+        self._dns_written: dict[str, list[int]] | None = None
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._started = False  # the unit tier opens a platform without starting a runtime
@@ -119,6 +124,7 @@ class LocalRuntime:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
         self.logs_dir.chmod(0o700)
         self.supervisor.start()
+        self._start_router_dns(wait=True)
         self.caddy.start()
         self._started = True
         self.apply_routes()
@@ -135,6 +141,7 @@ class LocalRuntime:
                 if not self.supervisor.alive():
                     log.warning("supervisord is gone; restarting it and its programs")
                     self.supervisor.start()
+                self._start_router_dns(wait=False)
                 if not self.caddy.alive():
                     log.warning("Caddy is gone; restarting it and restoring routes")
                     self.caddy.start()
@@ -142,6 +149,45 @@ class LocalRuntime:
                 self.heal()
             except Exception:
                 log.exception("watchdog could not restore the runtime")
+
+    def _router_dns_program(self) -> Program:
+        import controller
+
+        listen = self.settings.router_dns_listen
+        return Program(
+            name=router_dns.PROGRAM,
+            command=(
+                sys.executable,
+                "-m",
+                "controller.runtime.local.router_dns",
+                "--listen",
+                listen,
+                "--table",
+                str(self.dns_table.absolute()),
+            ),
+            cwd=self.dns_table.parent.absolute(),
+            environment={"PYTHONPATH": str(Path(controller.__file__).resolve().parent.parent)},
+            log_file=self.logs_dir / "router" / "dns.log",
+            stopwaitsecs=5,
+        )
+
+    def _start_router_dns(self, wait: bool) -> None:
+        """Run the responder Caddy asks for upstreams (a supervisord program, so it outlives
+        this controller as Caddy and the apps do); start it again if it stopped. ``wait``: at
+        the controller's start, (re)configure it and wait until it answers."""
+        if not self.dns_table.exists():
+            router_dns.write_table(self.dns_table, {})
+        info = None if wait else self.supervisor.info(router_dns.PROGRAM)
+        if info is None:
+            self.supervisor.add(self._router_dns_program())  # no-op if running, same conf
+        elif info.state in DOWN_STATES:
+            self.supervisor.start_program(router_dns.PROGRAM)
+        if wait and not router_dns.wait_ready(self.settings.router_dns_listen):
+            log.warning(
+                "the router's DNS responder does not answer on udp %s; see %s",
+                self.settings.router_dns_listen,
+                self.logs_dir / "router" / "dns.log",
+            )
 
     def heal(self) -> None:
         """One pass of crash handling: restart FATAL instances whose backoff has passed, then
@@ -202,7 +248,9 @@ class LocalRuntime:
 
     def apply_routes(self, force: bool = False) -> None:
         """Make Caddy route every app's hosts to its web instances that are up and not down
-        in supervisord (crashed, restarting). Caddy is only reloaded when the routes change."""
+        in supervisord (crashed, restarting). The instances go to the DNS responder's table,
+        which Caddy reads within SRV_REFRESH; Caddy's config is only loaded when hosts or apps
+        change, or an app gets its first or loses its last web instance."""
         if not self._started:
             return  # start() applies them
         with self.sessions() as s:
@@ -229,10 +277,22 @@ class LocalRuntime:
             AppRoute(app=name, hosts=tuple(hosts[name]), upstreams=tuple(sorted(ups_)))
             for name, ups_ in sorted(upstreams.items())
         ]
+        table = {r.app: [int(u.rpartition(":")[2]) for u in r.upstreams] for r in routes}
+        shape = [AppRoute(r.app, r.hosts, ("srv",) if r.upstreams else ()) for r in routes]
         with self._lock:
-            if force or routes != self._applied:
-                self.caddy.apply(routes)
-                self._applied = routes
+            # The table first: a route that starts proxying must find its upstreams there.
+            switched = table != self._dns_written
+            if force or switched:
+                router_dns.write_table(self.dns_table, table)
+                self._dns_written = table
+            if force or shape != self._applied:
+                # First apply of this controller: Caddy may run this config already.
+                self.caddy.apply(routes, if_changed=self._applied is None and not force)
+                self._applied = shape
+        if switched:
+            # Caddy may answer from its cached lookup for SRV_REFRESH: return once it cannot,
+            # so that a deploy or scale is in effect when the API says so.
+            time.sleep(SRV_REFRESH + 0.05)
 
     # -- deploy --------------------------------------------------------------------------
 
@@ -967,9 +1027,10 @@ def private_run_dir(data_dir: Path) -> Path:
     return tmpfs.private_dir(data_dir, "supervisor")
 
 
-# After a route switch, old web instances get at least this long before SIGTERM (requests the
-# old config still dials), then until nothing waits on their port, at most kill_timeout.
-RETIRE_MIN_WAIT = 1.0
+# After a route switch, old web instances get at least this long before SIGTERM (Caddy reads
+# the new upstreams within SRV_REFRESH, or SRV_GRACE after a failed lookup; requests already
+# sent still finish), then until nothing waits on their port, at most kill_timeout.
+RETIRE_MIN_WAIT = max(1.0, SRV_REFRESH + SRV_GRACE + 0.25)
 RETIRE_QUIET_CHECKS = 3  # 0.1 s apart
 TCP_ESTABLISHED, TCP_SYN_RECV, TCP_LISTEN = "01", "03", "0A"
 
