@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
 import requests
 
 from tests.conftest import free_port
@@ -29,6 +30,18 @@ def missing_tools(*extra: str) -> list[str]:
     """Debian packages whose commands are not on PATH."""
     tools = {**TOOLS, **{t: t for t in extra}}
     return [pkg for cmd, pkg in tools.items() if shutil.which(cmd) is None]
+
+
+def require_tools(*extra: str) -> None:
+    """Skip, naming them, when the Debian packages are absent (scripts/system-deps.sh
+    installs them, so CI never skips)."""
+    missing = missing_tools(*extra)
+    if missing:
+        pytest.skip(
+            "needs the Debian packages "
+            + ", ".join(missing)
+            + " (scripts/system-deps.sh installs them)"
+        )
 
 
 @dataclass

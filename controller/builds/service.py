@@ -352,15 +352,22 @@ class BuildService:
         return "cancelled", reason
 
     def _build(self, active: _Active, emit: Callable[[bytes], None]) -> BuildResult:
-        if self.remote is not None:
-            return self._build_remote(self.remote, active, emit)
-        work = self.settings.data_dir / "tmp" / "builds" / active.build_id
-        work.mkdir(parents=True, exist_ok=True)
+        """Run the build here or on the remote builder, cancelled after the build timeout."""
         timer = threading.Timer(
             self.settings.build_timeout, active.cancel.cancel, kwargs={"timeout": True}
         )
         timer.daemon = True
         timer.start()
+        try:
+            if self.remote is not None:
+                return self._build_remote(self.remote, active, emit)
+            return self._build_here(active, emit)
+        finally:
+            timer.cancel()
+
+    def _build_here(self, active: _Active, emit: Callable[[bytes], None]) -> BuildResult:
+        work = self.settings.data_dir / "tmp" / "builds" / active.build_id
+        work.mkdir(parents=True, exist_ok=True)
         # Buildpacks run as the app's user (as root): it must reach the work, cache and env
         # dirs, whose parents are traversable (0711) but not listable.
         work.parent.chmod(0o711)
@@ -387,7 +394,6 @@ class BuildService:
             )
             return run_build(req, emit, active.cancel)
         finally:
-            timer.cancel()
             shutil.rmtree(work, ignore_errors=True)
             if env_dir is not None:
                 shutil.rmtree(env_dir, ignore_errors=True)
@@ -395,24 +401,16 @@ class BuildService:
     def _build_remote(
         self, remote: RemoteBuilder, active: _Active, emit: Callable[[bytes], None]
     ) -> BuildResult:
-        timer = threading.Timer(
-            self.settings.build_timeout, active.cancel.cancel, kwargs={"timeout": True}
+        req = RemoteBuild(
+            app_id=active.app_id,
+            app=active.app_name,
+            build_id=active.build_id,
+            commit=active.commit,
+            source=active.source,
+            pinned_buildpack=active.pinned,
+            env=self._config_values(active),
         )
-        timer.daemon = True
-        timer.start()
-        try:
-            req = RemoteBuild(
-                app_id=active.app_id,
-                app=active.app_name,
-                build_id=active.build_id,
-                commit=active.commit,
-                source=active.source,
-                pinned_buildpack=active.pinned,
-                env=self._config_values(active),
-            )
-            return remote.build(req, emit, active.cancel)  # the builder says what it builds
-        finally:
-            timer.cancel()
+        return remote.build(req, emit, active.cancel)  # the builder says what it builds
 
     def _config_values(self, active: _Active) -> dict[str, str]:
         """Config vars for ENV_DIR (kept on tmpfs, never in the data dir)."""

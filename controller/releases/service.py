@@ -93,17 +93,23 @@ class ReleaseService:
             return [_view(r, app.name, r.id == cur_id) for r in rows]
 
     def get(self, app: App, version: str | int) -> ReleaseView:
+        row = self._find(app, version)
+        with self.sessions() as s:
+            current = s.get(App, app.id)
+            return _view(
+                row, app.name, current is not None and current.current_release_id == row.id
+            )
+
+    def _find(self, app: App, version: str | int) -> Release:
+        """Release ``vN`` of the app; 422 for a malformed version, 404 for a missing one."""
         number = parse_version(version)
         with self.sessions() as s:
             row = s.scalar(
                 select(Release).where(Release.app_id == app.id, Release.version == number)
             )
-            if row is None:
-                raise NotFound(f"Release v{number} not found for app {app.name}.")
-            current = s.get(App, app.id)
-            return _view(
-                row, app.name, current is not None and current.current_release_id == row.id
-            )
+        if row is None:
+            raise NotFound(f"Release v{number} not found for app {app.name}.")
+        return row
 
     def current(self, app_id: str) -> Release | None:
         with self.sessions() as s:
@@ -401,13 +407,7 @@ class ReleaseService:
             if target is None:
                 raise Conflict(f"{app.name} has no release yet: git push it first.")
         else:
-            number = parse_version(version)
-            with self.sessions() as s:
-                target = s.scalar(
-                    select(Release).where(Release.app_id == app.id, Release.version == number)
-                )
-            if target is None:
-                raise NotFound(f"Release v{number} not found for app {app.name}.")
+            target = self._find(app, version)
         try:
             return self.runtime.preview(self.spec(app.id, target))
         except DeployFailed as exc:

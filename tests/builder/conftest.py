@@ -23,23 +23,13 @@ from ulid import ULID
 
 from controller.errors import InvalidParams
 from controller.runtime.nomad.views import _check_result
-from tests.registry import Registry, missing_tools, push_stack_image, start_registry
+from tests.registry import Registry, push_stack_image, require_tools, start_registry
 
 ROOT = Path(__file__).resolve().parents[2]
 HELLO_APP = ROOT / "examples" / "hello-python"
 TOKEN = "build-token-0123456789-do-not-print"
 SECRET_VALUE = "config-value-s3cr3t-9f8e7d"
 COMMIT = "1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d"
-
-
-def require_tools(*extra: str) -> None:
-    missing = missing_tools(*extra)
-    if missing:
-        pytest.skip(
-            "needs the Debian packages "
-            + ", ".join(missing)
-            + " (scripts/system-deps.sh installs them)"
-        )
 
 
 @pytest.fixture(scope="session")

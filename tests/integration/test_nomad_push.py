@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import requests
 
-from tests.conftest import Server, make_repo, start_server
+from tests.conftest import Server, make_repo, start_server, wait_for
 from tests.fakes.cluster import FakeCluster
 from tests.integration.cluster_builds import REPO, BuildExecutor
 from tests.integration.test_local_runtime import WEB, change, releases
@@ -61,16 +61,6 @@ def create_app(srv: Server, tmp_path: Path, name: str = "web") -> Path:
     work = make_repo(tmp_path / name, WEB, srv.env)
     srv.git("remote", "add", "yurt", f"{srv.url}/{name}.git", cwd=work)
     return work
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError("condition not reached")
 
 
 def test_failed_cluster_build_rejects_the_push_with_its_output_and_exit_code(
@@ -131,7 +121,7 @@ def test_build_token_opens_only_its_own_running_build(
             target=lambda: push.update(r=srv.git("push", "yurt", "main", cwd=work, check=False))
         )
         pusher.start()
-        child = wait_for(lambda: cluster.children("yurt-build"))[0]
+        child = wait_for(lambda: cluster.children("yurt-build"), 30)[0]
         meta = child["Meta"]
         base = f"{srv.url}/internal/builds/{meta['build_id']}"
         auth = {"Authorization": f"Bearer {meta['build_token']}"}
@@ -173,11 +163,9 @@ def test_build_token_opens_only_its_own_running_build(
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[Any]:
-    from tests.registry import missing_tools, start_registry
+    from tests.registry import require_tools, start_registry
 
-    missing = missing_tools()
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (scripts/system-deps.sh installs them)")
+    require_tools()
     reg = start_registry(tmp_path / "registry")
     try:
         yield reg
@@ -275,7 +263,7 @@ def test_push_builds_an_image_on_the_cluster_and_releases_it_by_digest(
             YURT_STACK_IMAGE=stack,
         )
         wait_for(lambda: _current_release(cluster) == newest["name"], timeout=60)
-        wait_for(lambda: "restored 1 app(s) from the DB: web" in srv.log())
+        wait_for(lambda: "restored 1 app(s) from the DB: web" in srv.log(), 30)
     finally:
         srv.stop()
         shutil.rmtree(work_root, ignore_errors=True)
@@ -318,7 +306,7 @@ def test_build_jobs_of_an_interrupted_controller_are_stopped(
         target=srv.git, args=("push", "yurt", "main"), kwargs={"cwd": work, "check": False}
     )
     pusher.start()
-    child = wait_for(lambda: cluster.children("yurt-build"))[0]
+    child = wait_for(lambda: cluster.children("yurt-build"), 30)[0]
     srv.stop(signal.SIGKILL)
     pusher.join(timeout=60)
     assert not cluster.job(child["ID"], NS)["Stop"]  # still running on the cluster

@@ -5,8 +5,7 @@ no-ops (prune, shutdown)."""
 from __future__ import annotations
 
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
@@ -22,6 +21,7 @@ from controller.runtime.nomad.runtime import (
     NomadRuntime,
     RouterLogsUnavailable,
 )
+from tests.conftest import wait_for
 from tests.fakes import FakeCluster
 from tests.nomad.test_runtime import (
     APP,
@@ -35,13 +35,6 @@ from tests.nomad.test_runtime import (
 )
 
 __all__ = ["runtime"]  # the fixture, shared with test_runtime
-
-
-def _eventually(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.05)
 
 
 def _live(cluster: FakeCluster, group: str) -> list[dict[str, Any]]:
@@ -104,7 +97,7 @@ def test_restart_one_type_rolls_only_that_group(
     (dep, *_) = fake_cluster.deployments(APP, NS)
     assert (dep["JobVersion"], dep["Status"]) == (1, "successful")
     assert dep["TaskGroups"]["web"]["DesiredCanaries"] == 2  # web rolls through canaries
-    _eventually(lambda: len(_live(fake_cluster, "web")) == 2)
+    wait_for(lambda: len(_live(fake_cluster, "web")) == 2, 10)
     assert not web_before & {a["ID"] for a in _live(fake_cluster, "web")}
     assert {a["ID"] for a in _live(fake_cluster, "worker")} == worker_before
     assert runtime.is_serving("app-1", 1)
@@ -115,7 +108,7 @@ def test_restart_one_type_rolls_only_that_group(
     meta = {g["Name"]: g["Meta"] for g in job["TaskGroups"]}
     assert job["Version"] == 2
     assert meta["web"]["yurt_restart"] == meta["worker"]["yurt_restart"] != web_nonce
-    _eventually(lambda: {a["ID"] for a in _live(fake_cluster, "worker")} != worker_before)
+    wait_for(lambda: {a["ID"] for a in _live(fake_cluster, "worker")} != worker_before, 10)
 
 
 def test_restart_keeps_other_groups_nonces_and_redeploy_keeps_them_too(
@@ -199,7 +192,7 @@ def test_destroy_purges_both_jobs(fake_cluster: FakeCluster, runtime: NomadRunti
     runtime.destroy(APP, "app-1")
     assert runtime.client.job(APP) is None and runtime.release_client.job(APP) is None
     assert runtime.client.versions(APP) == []  # purged: no history left
-    _eventually(lambda: not fake_cluster.catalog(f"{APP}-web"))
+    wait_for(lambda: not fake_cluster.catalog(f"{APP}-web"), 10)
     runtime.destroy(APP, "app-1")  # absent: fine
 
 
@@ -294,7 +287,7 @@ def test_logs_follow_merges_allocations_and_picks_up_new_ones(
     assert sorted(_take(lines, 2)) == ["web.1 | first says hi\n", "web.2 | second says hi\n"]
 
     runtime.scale(spec(1, {"web": 3, "worker": 1}))  # a new allocation appears
-    _eventually(lambda: len(_live(fake_cluster, "web")) == 3)
+    wait_for(lambda: len(_live(fake_cluster, "web")) == 3, 10)
     (new,) = [a for a in _live(fake_cluster, "web") if a["ID"] not in {w["ID"] for w in web}]
     fake_cluster.append_log(new["ID"], "web", "third\n")
     got = _take(lines, 2)  # its tail from the start: the outcome's output, then the new line
@@ -302,7 +295,7 @@ def test_logs_follow_merges_allocations_and_picks_up_new_ones(
 
     assert _log_threads()
     lines.close()  # type: ignore[attr-defined]
-    _eventually(lambda: not _log_threads(), timeout=10)
+    wait_for(lambda: not _log_threads(), 10)
 
 
 def test_deploy_keeps_counts_changed_on_the_cluster_until_the_formation_changes(
@@ -312,7 +305,7 @@ def test_deploy_keeps_counts_changed_on_the_cluster_until_the_formation_changes(
     survives deploys with the same formation; a new formation (ps:scale) replaces it."""
     deploy(runtime, spec(1, {"web": 2, "worker": 1}))
     runtime.client.scale(APP, "web", 4, "autoscaler")
-    _eventually(lambda: _count(runtime, "web") == 4 and _stable(runtime))
+    wait_for(lambda: _count(runtime, "web") == 4 and _stable(runtime), 10)
     deploy(runtime, spec(2, {"web": 2, "worker": 1}))
     assert _count(runtime, "web") == 4
     deploy(runtime, spec(3, {"web": 1, "worker": 1}))

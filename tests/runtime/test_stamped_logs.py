@@ -23,8 +23,9 @@ from controller.runtime.local.runtime import (
     split_stamp,
 )
 from controller.runtime.local.supervisor import Program, ProgramInfo, Supervisor
+from tests.conftest import wait_for
 from tests.runtime import test_supervisor
-from tests.runtime.test_supervisor import in_state, is_running, python_program, wait_for
+from tests.runtime.test_supervisor import in_state, is_running, python_program
 
 dirs = test_supervisor.dirs  # fixtures
 sup = test_supervisor.sup

@@ -28,6 +28,7 @@ from controller.runtime.local.supervisor import (
     render_env,
     render_program,
 )
+from tests.conftest import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -72,16 +73,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_for(check: Callable[[], object], timeout: float = 15.0, what: str = "condition") -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def is_running(pid: int) -> bool:
