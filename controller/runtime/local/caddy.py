@@ -66,6 +66,7 @@ LOG_ROLL_SIZE_MB = 10
 LOG_ROLL_KEEP = 5
 
 ADMIN_TIMEOUT = 10.0
+ADMIN_READ_ATTEMPTS = 3  # a GET reset by an admin server being replaced is sent again
 LOAD_TIMEOUT = 60.0  # a swap may wait up to GRACE_PERIOD for requests in flight
 START_TIMEOUT = 15.0
 STOP_TIMEOUT = 10.0
@@ -293,16 +294,29 @@ class AdminClient:
     def request(
         self, method: str, path: str, body: object = None, timeout: float = ADMIN_TIMEOUT
     ) -> requests.Response:
-        try:
-            resp = requests.request(
-                method,
-                self.base + path,
-                data=None if body is None else json.dumps(body),
-                headers={"Content-Type": "application/json", "Connection": "close"},
-                timeout=timeout,
-            )
-        except requests.RequestException as exc:
-            raise RouterError(f"cannot reach Caddy's admin API at {self.listen}: {exc}") from exc
+        # A read can reach the admin server a load is replacing, which resets it: reads are
+        # safe to send again; a write is not retried (it may have been applied).
+        attempts = ADMIN_READ_ATTEMPTS if method == "GET" else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                resp = requests.request(
+                    method,
+                    self.base + path,
+                    data=None if body is None else json.dumps(body),
+                    headers={"Content-Type": "application/json", "Connection": "close"},
+                    timeout=timeout,
+                )
+                break
+            except requests.ConnectionError as exc:
+                if attempt == attempts:
+                    raise RouterError(
+                        f"cannot reach Caddy's admin API at {self.listen}: {exc}"
+                    ) from exc
+                time.sleep(0.1)
+            except requests.RequestException as exc:
+                raise RouterError(
+                    f"cannot reach Caddy's admin API at {self.listen}: {exc}"
+                ) from exc
         if resp.status_code >= 400:
             # Caddy answers errors as {"error": "..."}: config text only, never secrets.
             raise RouterError(
